@@ -1,0 +1,1 @@
+"""The AWS side: base identity, assume role, ECR."""

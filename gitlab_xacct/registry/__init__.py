@@ -1,0 +1,1 @@
+"""Talking to OCI registries: image sources, the HTTP client, the push engine."""
