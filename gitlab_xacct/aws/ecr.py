@@ -1,0 +1,113 @@
+"""ECR with the assumed role: make sure the repository exists, turn the token into a login."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from gitlab_xacct.aws.credentials import AssumedRole, client_config
+from gitlab_xacct.errors import RegistryAuthError
+from gitlab_xacct.secrets import Secret, mask, register
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecr import ECRClient
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RegistryLogin:
+    endpoint: str  # https://ACCOUNT.dkr.ecr.REGION.amazonaws.com, as ECR names it
+    username: str
+    password: Secret
+
+
+def ecr_client(role: AssumedRole, region: str) -> ECRClient:
+    return role.session.client("ecr", region_name=region, config=client_config())
+
+
+def ensure_repository(
+    ecr: ECRClient, *, repository: str, account: str, region: str, create: bool, role: str
+) -> None:
+    """Exit 4 with the fix when the repository is missing, unless asked to create it."""
+    try:
+        ecr.describe_repositories(registryId=account, repositoryNames=[repository])
+    except ClientError as exc:
+        code = _code(exc)
+        if code in ("AccessDeniedException", "AccessDenied") and not create:
+            # A least-privilege push policy may lack DescribeRepositories; the push will tell.
+            log.warning(
+                "could not check that repository %s exists (%s on ecr:DescribeRepositories); "
+                "pushing anyway",
+                repository,
+                code,
+            )
+            return
+        if code != "RepositoryNotFoundException":
+            raise _denied(exc, "ecr:DescribeRepositories", role, account, region) from None
+    except BotoCoreError as exc:
+        raise RegistryAuthError(f"could not reach ECR in {region}: {mask(str(exc))}") from None
+    else:
+        return
+
+    if not create:
+        raise RegistryAuthError(
+            f"ECR repository {repository!r} does not exist in account {account} ({region}); "
+            f"create it (aws ecr create-repository --repository-name {repository} --region "
+            f"{region}) or set XACCT_CREATE_REPOSITORY=true"
+        )
+    try:
+        # Tag mutability is left at the account's default; scanning on push costs nothing to ask.
+        ecr.create_repository(
+            repositoryName=repository,
+            registryId=account,
+            imageScanningConfiguration={"scanOnPush": True},
+        )
+        log.info("created ECR repository %s in %s (%s)", repository, account, region)
+    except ClientError as exc:
+        if _code(exc) != "RepositoryAlreadyExistsException":  # another job won the race
+            raise _denied(exc, "ecr:CreateRepository", role, account, region) from None
+
+
+def login(ecr: ECRClient, *, account: str, region: str, role: str) -> RegistryLogin:
+    try:
+        response = ecr.get_authorization_token(registryIds=[account])
+    except ClientError as exc:
+        raise _denied(exc, "ecr:GetAuthorizationToken", role, account, region) from None
+    except BotoCoreError as exc:
+        raise RegistryAuthError(f"could not reach ECR in {region}: {mask(str(exc))}") from None
+    data = response["authorizationData"][0]
+    token = data["authorizationToken"]
+    register(token)
+    # expiresAt is not checked: the token is used at once, and clocks (or stand-ins) differ.
+    try:
+        username, _, password = base64.b64decode(token, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise RegistryAuthError("ECR returned an authorization token that is not base64") from None
+    if not password:
+        raise RegistryAuthError("ECR returned an authorization token without a password")
+    return RegistryLogin(
+        endpoint=data["proxyEndpoint"], username=username, password=Secret(password)
+    )
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "Unknown"))
+
+
+def _denied(
+    exc: ClientError, action: str, role: str, account: str, region: str
+) -> RegistryAuthError:
+    code = _code(exc)
+    message = mask(str(exc.response.get("Error", {}).get("Message", "")))
+    if code in ("AccessDeniedException", "AccessDenied"):
+        return RegistryAuthError(
+            f"{code}: {role} may not call {action} in account {account} ({region}); the role's "
+            f"permission policy in that account must allow it ({message})"
+        )
+    return RegistryAuthError(f"{action} failed in account {account} ({region}): {code}: {message}")

@@ -1,0 +1,107 @@
+"""The command line: parse, call the library, print; the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+
+from gitlab_xacct import __version__
+from gitlab_xacct import log as xlog
+from gitlab_xacct.errors import XacctError
+from gitlab_xacct.secrets import mask, register
+from gitlab_xacct.settings import PUSH_OPTIONS, Option
+
+log = logging.getLogger("gitlab_xacct")
+
+EXIT_CODES = """exit codes:
+  0  success
+  1  internal error (a bug: please report it with the --debug output)
+  2  bad configuration or input (a variable, a flag, the source image)
+  3  AWS identity or assume-role failure
+  4  ECR or registry authentication/authorization failure, or a missing repository
+  5  push or transfer failure"""
+
+# Values that may sit in the environment and must never be echoed, even in a traceback.
+_SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "XACCT_EXTERNAL_ID")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gitlab-xacct",
+        description="Push container images from a GitLab job into ECR in another AWS account.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"gitlab-xacct {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    push = commands.add_parser(
+        "push",
+        help="assume the target role, log into ECR and push an image, no Docker daemon needed",
+        description="Assume the role in the target account (with the External ID), log into its "
+        "ECR and push the image. Each flag falls back to the variable named in brackets.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    for option in PUSH_OPTIONS:
+        _add_option(push, option)
+    return parser
+
+
+def _add_option(parser: argparse.ArgumentParser, option: Option) -> None:
+    help_text = f"{option.help} [{option.env}]"
+    if option.kind == "bool":
+        parser.add_argument(
+            option.flag, dest=option.dest, action=argparse.BooleanOptionalAction, default=None,
+            help=help_text,
+        )  # fmt: skip
+    elif option.kind == "list":
+        parser.add_argument(
+            option.flag, dest=option.dest, action="append", metavar=option.metavar, help=help_text
+        )
+    else:
+        parser.add_argument(option.flag, dest=option.dest, metavar=option.metavar, help=help_text)
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    env = os.environ if env is None else env
+    for name in _SECRET_ENV:
+        if env.get(name):
+            register(env[name])
+    args = build_parser().parse_args(argv)
+    flags = {k: v for k, v in vars(args).items() if k != "command"}
+    debug = bool(flags.get("debug")) or env.get("XACCT_DEBUG", "").lower() in ("1", "true", "yes")
+    xlog.setup(debug=debug)
+    try:
+        if args.command == "push":
+            return _push(env, flags)
+        raise AssertionError(f"unhandled command {args.command}")
+    except XacctError as exc:
+        if debug:
+            log.debug("traceback:", exc_info=True)
+        _print_error(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _print_error("interrupted; nothing was tagged unless the log says so")
+        return 130
+
+
+def _push(env: Mapping[str, str], flags: Mapping[str, object]) -> int:
+    from gitlab_xacct.commands.push import push
+    from gitlab_xacct.settings import PushSettings
+
+    settings = PushSettings.from_env(env, flags)
+    result = push(settings, env)
+    for tag in result.tags:
+        print(result.tagged(tag))
+    return 0
+
+
+def _print_error(message: str) -> None:
+    sys.stderr.write(f"gitlab-xacct: error: {mask(message)}\n")
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""Checks on single values: each returns the value or raises ConfigError naming its origin.
+
+`origin` is how the user set the value ("--role-arn", "XACCT_ROLE_ARN", "CI_COMMIT_TAG"), so the
+one-line error points at the thing to fix.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from gitlab_xacct.errors import ConfigError
+
+PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
+_ROLE_ARN = re.compile(
+    r"arn:(?P<partition>aws|aws-cn|aws-us-gov):iam::(?P<account>\d{12}):"
+    r"role/(?P<path>(?:[\w+=,.@-]+/)*)(?P<name>[\w+=,.@-]{1,64})"
+)
+_EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}")
+_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}")
+# ECR's own rule: lower-case components separated by "/", each with single . _ - separators.
+_REPOSITORY = re.compile(r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*")
+_TAG = re.compile(r"[\w][\w.-]{0,127}")
+_SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}")
+_SESSION_NAME_BAD = re.compile(r"[^\w+=,.@-]")
+
+
+@dataclass(frozen=True)
+class RoleArn:
+    arn: str
+    partition: str
+    account: str
+    name: str
+
+    def __str__(self) -> str:
+        return self.arn
+
+
+def role_arn(value: str, origin: str) -> RoleArn:
+    match = _ROLE_ARN.fullmatch(value)
+    if match:
+        return RoleArn(value, match["partition"], match["account"], match["name"])
+    parts = value.split(":", 5)
+    expected = "expected arn:aws:iam::<12-digit account id>:role/<role name>"
+    if len(parts) != 6 or parts[0] != "arn":
+        reason = "is not an ARN"
+    elif parts[1] not in PARTITIONS:
+        reason = f"names partition {parts[1]!r} (known: {', '.join(PARTITIONS)})"
+    elif parts[2] != "iam":
+        reason = f"is an ARN of service {parts[2]!r}, not of an IAM role"
+    elif not re.fullmatch(r"\d{12}", parts[4]):
+        reason = f"has account id {parts[4]!r}; an account id is exactly 12 digits"
+    elif not parts[5].startswith("role/"):
+        reason = f"names {parts[5].split('/')[0]!r}, not a role"
+    else:
+        reason = (
+            "has a role name with characters IAM does not allow (allowed: letters, digits, _+=,.@-)"
+        )
+    raise ConfigError(f"{origin}: {value!r} {reason}; {expected}")
+
+
+def external_id(value: str, origin: str) -> str:
+    """Never echoes the value: it is a shared secret between the two accounts."""
+    if _EXTERNAL_ID.fullmatch(value):
+        return value
+    if not 2 <= len(value) <= 1224:
+        raise ConfigError(
+            f"{origin}: the External ID is {len(value)} characters long; AWS accepts 2 to 1224"
+        )
+    position = next(i for i, c in enumerate(value) if not re.fullmatch(r"[\w+=,.@:/-]", c))
+    raise ConfigError(
+        f"{origin}: the External ID has a character AWS does not accept at position {position + 1}"
+        " (allowed: letters, digits and _+=,.@:/-)"
+    )
+
+
+def region(value: str, origin: str) -> str:
+    if _REGION.fullmatch(value):
+        return value
+    raise ConfigError(f"{origin}: {value!r} is not an AWS region name (for example eu-west-1)")
+
+
+def repository(value: str, origin: str) -> str:
+    if ".dkr.ecr." in value or "://" in value or ":" in value or "@" in value:
+        raise ConfigError(
+            f"{origin}: {value!r} looks like an image reference; give the ECR repository "
+            "name only, without host, tag or digest (for example team/app)"
+        )
+    if 2 <= len(value) <= 256 and _REPOSITORY.fullmatch(value):
+        return value
+    raise ConfigError(
+        f"{origin}: {value!r} is not a valid ECR repository name (2-256 characters: lower-case "
+        "letters and digits, separated by single '.', '_' or '-', components joined by '/')"
+    )
+
+
+def tag(value: str, origin: str) -> str:
+    if _TAG.fullmatch(value):
+        return value
+    raise ConfigError(
+        f"{origin}: {value!r} is not a valid image tag (1-128 characters of letters, digits, "
+        "'_', '.', '-', not starting with '.' or '-')"
+    )
+
+
+def session_name(value: str, origin: str) -> str:
+    if _SESSION_NAME.fullmatch(value):
+        return value
+    raise ConfigError(
+        f"{origin}: {value!r} is not a valid role session name "
+        "(2-64 characters of letters, digits and _+=,.@-)"
+    )
+
+
+def derive_session_name(*ids: str) -> str:
+    """A session name from the CI ids that identify the job, valid whatever the ids hold.
+
+    AWS allows 64 characters; when the ids are longer, the start is cut so that the most
+    specific part (the job id, last) survives.
+    """
+    parts = [_SESSION_NAME_BAD.sub("-", i) for i in ids if i]
+    name = "-".join(["gitlab-xacct", *parts]) if parts else "gitlab-xacct"
+    return name[-64:]
+
+
+def boolean(value: str, origin: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{origin}: {value!r} is not a boolean; use true or false")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def registry_endpoint(value: str, origin: str) -> str:
+    """A base URL `scheme://host[:port]`; plain HTTP only to loopback, never a silent downgrade."""
+    try:
+        url = urlsplit(value)
+        port = url.port
+    except ValueError as exc:
+        raise ConfigError(f"{origin}: {value!r} is not a URL ({exc})") from None
+    if url.scheme not in ("https", "http") or not url.hostname:
+        raise ConfigError(
+            f"{origin}: {value!r} is not a registry base URL; expected https://HOST[:PORT]"
+        )
+    if url.username or url.password:
+        raise ConfigError(
+            f"{origin}: the URL carries credentials; give the bare https://HOST[:PORT] "
+            "(the credentials come from ECR)"
+        )
+    if url.path not in ("", "/") or url.query or url.fragment:
+        raise ConfigError(f"{origin}: {value!r} has a path or query; expected https://HOST[:PORT]")
+    if url.scheme == "http" and not is_loopback(url.hostname):
+        raise ConfigError(
+            f"{origin}: plain http:// is only used for loopback registries; use https://"
+        )
+    host = f"[{url.hostname}]" if ":" in url.hostname else url.hostname
+    return f"{url.scheme}://{host}" + (f":{port}" if port else "")
