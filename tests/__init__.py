@@ -1,0 +1,1 @@
+"""Tests of gitlab_xacct, and the local stand-ins they run against."""

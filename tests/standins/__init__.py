@@ -1,0 +1,1 @@
+"""Local stand-ins for AWS (patched moto) and ECR's registry (docker-registry)."""
