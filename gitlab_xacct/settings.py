@@ -144,16 +144,12 @@ class PushSettings:
              else "not set"),
             ("region", self.region),
             ("repository", self.repository),
-            ("source", describe_source(self.source)),
+            ("source", str(self.source)),
             ("tags", ", ".join(self.tags)),
             ("session name", self.session_name),
             ("registry endpoint", self.registry_endpoint or "as ECR names it"),
             ("create repository", str(self.create_repository).lower()),
         ]  # fmt: skip
-
-
-def describe_source(spec: SourceSpec) -> str:
-    return f"{spec.transport}:{spec.path}" + (f":{spec.ref}" if spec.ref else "")
 
 
 def check_unknown_variables(env: Mapping[str, str]) -> None:

@@ -49,9 +49,9 @@ def base_session() -> boto3.Session:
     credentials = session.get_credentials()
     if credentials is not None:
         frozen = credentials.get_frozen_credentials()
-        register(frozen.secret_key)
-        if frozen.token:
-            register(frozen.token)
+        for value in (frozen.secret_key, frozen.token):
+            if value:
+                register(value)
     return session
 
 

@@ -48,9 +48,7 @@ def moto(peers_dir: Path) -> Iterator[MotoServer]:
 
 @pytest.fixture(scope="session")
 def world(moto: MotoServer) -> World:
-    return build_world(
-        moto.url, external_id=EXTERNAL_ID, repositories=("team/app", "team/other")
-    )
+    return build_world(moto.url, external_id=EXTERNAL_ID, repositories=("team/app", "team/other"))
 
 
 @pytest.fixture(scope="session")
@@ -100,7 +98,9 @@ class Job:
         self.outputs += [result.stdout, result.stderr]
         return result
 
-    def skopeo_inspect(self, reference: str, *, raw: bool = False) -> subprocess.CompletedProcess[str]:
+    def skopeo_inspect(
+        self, reference: str, *, raw: bool = False
+    ) -> subprocess.CompletedProcess[str]:
         creds = f"{self.registry.username}:{self.registry.password}"
         argv = ["skopeo", "inspect", "--tls-verify=false", "--creds", creds]
         return subprocess.run(

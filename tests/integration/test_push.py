@@ -9,6 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.imagefactory import (
+    random_layer,
+    write_docker_archive_classic,
+    write_docker_archive_oci,
+    write_oci_index_layout,
+)
 from tests.integration.conftest import Job
 from tests.standins.servers import start_registry
 
@@ -28,7 +34,10 @@ def umoci_layout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     layout = root / "layout"
     run("umoci", "init", "--layout", str(layout))
     run("umoci", "new", "--image", f"{layout}:demo")
-    for name, content in (("hello.txt", b"hello from BUILD\n"), ("data.bin", bytes(range(256)) * 4096)):
+    for name, content in (
+        ("hello.txt", b"hello from BUILD\n"),
+        ("data.bin", bytes(range(256)) * 4096),
+    ):
         source = root / name
         source.write_bytes(content)
         run("umoci", "insert", "--image", f"{layout}:demo", str(source), f"/srv/{name}")
@@ -97,12 +106,7 @@ def test_docker_archive_keeps_the_image_id(job: Job, umoci_layout: Path, tmp_pat
         "skopeo", "copy", "--quiet", f"oci:{umoci_layout}:demo",
         f"docker-archive:{archive}:team/app:saved",
     )  # fmt: skip
-    config_name = json.loads(
-        subprocess.run(
-            ["tar", "-xOf", str(archive), "manifest.json"],
-            capture_output=True, timeout=30, check=True,
-        ).stdout  # fmt: skip
-    )[0]["Config"]
+    config_name = json.loads(run("tar", "-xOf", str(archive), "manifest.json"))[0]["Config"]
     image_id = "sha256:" + Path(config_name).name.removesuffix(".json")
 
     result = job.push(XACCT_SOURCE=f"docker-archive:{archive}", XACCT_TAGS="from-docker")
@@ -122,7 +126,10 @@ def test_oci_archive(job: Job, umoci_layout: Path, tmp_path: Path) -> None:
     result = job.push(XACCT_SOURCE=f"oci-archive:{archive}:demo", XACCT_TAGS="from-archive")
 
     assert result.returncode == 0, result.stderr
-    assert job.inspect("team/app:from-archive")["Digest"] == "sha256:" + hashlib.sha256(raw).hexdigest()
+    assert (
+        job.inspect("team/app:from-archive")["Digest"]
+        == "sha256:" + hashlib.sha256(raw).hexdigest()
+    )
 
 
 @pytest.mark.parametrize(
@@ -130,13 +137,17 @@ def test_oci_archive(job: Job, umoci_layout: Path, tmp_path: Path) -> None:
     [
         ({"XACCT_EXTERNAL_ID": "sentinel-wrong-external-id"}, "External ID sent (26 characters)"),
         ({"XACCT_EXTERNAL_ID": ""}, "External ID not sent"),
-        ({"XACCT_ROLE_ARN": "arn:aws:iam::222222222222:role/NoSuchRole"}, "role NoSuchRole must exist"),
+        (
+            {"XACCT_ROLE_ARN": "arn:aws:iam::222222222222:role/NoSuchRole"},
+            "role NoSuchRole must exist",
+        ),
     ],
 )
 def test_refused_assume_role_names_both_sides(
     job: Job, umoci_layout: Path, change: dict[str, str], expected: str
 ) -> None:
-    result = job.push(XACCT_SOURCE=f"oci:{umoci_layout}:demo", XACCT_TAGS="never", **change)
+    env = job.env(XACCT_SOURCE=f"oci:{umoci_layout}:demo", XACCT_TAGS="never")
+    result = job.push(env={**env, **change})
 
     assert result.returncode == 3, result.stderr
     err = result.stderr
@@ -169,11 +180,17 @@ def test_missing_repository_is_exit_4_unless_created(job: Job, umoci_layout: Pat
     source = f"oci:{umoci_layout}:demo"
     missing = job.push(XACCT_SOURCE=source, XACCT_REPOSITORY="team/brand-new", XACCT_TAGS="t1")
     assert missing.returncode == 4, missing.stderr
-    assert "ECR repository 'team/brand-new' does not exist in account 222222222222" in missing.stderr
+    assert (
+        "ECR repository 'team/brand-new' does not exist in account 222222222222" in missing.stderr
+    )
     assert "XACCT_CREATE_REPOSITORY=true" in missing.stderr
 
-    created = job.push("--create-repository", XACCT_SOURCE=source, XACCT_REPOSITORY="team/brand-new",
-                       XACCT_TAGS="t1")  # fmt: skip
+    created = job.push(
+        "--create-repository",
+        XACCT_SOURCE=source,
+        XACCT_REPOSITORY="team/brand-new",
+        XACCT_TAGS="t1",
+    )
     assert created.returncode == 0, created.stderr
     assert "created ECR repository team/brand-new in 222222222222" in created.stderr
     assert job.inspect("team/brand-new:t1")["Digest"]
@@ -245,3 +262,43 @@ def test_debug_mode_shows_more_and_still_no_secret(job: Job, umoci_layout: Path)
     assert result.returncode == 0, result.stderr
     assert "sts:AssumeRole" in result.stderr
     # The job fixture then scans stdout and stderr for every sentinel secret.
+
+
+def test_docker_25_archive_pushes_its_own_oci_manifest(job: Job, tmp_path: Path) -> None:
+    layers = [random_layer(300_000, seed=25), random_layer(1000, seed=26)]
+    (info,) = write_docker_archive_oci(tmp_path / "save.tar", layers, "team/app:25")
+
+    result = job.push(XACCT_SOURCE=f"docker-archive:{tmp_path / 'save.tar'}", XACCT_TAGS="d25")
+
+    assert result.returncode == 0, result.stderr
+    assert info.oci_manifest is not None
+    assert job.skopeo_inspect("team/app:d25", raw=True).stdout.encode() == info.oci_manifest
+    assert job.inspect("team/app:d25")["Layers"] == list(info.diff_ids)
+
+
+def test_multi_platform_index_is_pushed_whole_with_its_digest(job: Job, tmp_path: Path) -> None:
+    layout = write_oci_index_layout(tmp_path / "multi")
+
+    result = job.push(XACCT_SOURCE=f"oci:{tmp_path / 'multi'}:latest", XACCT_TAGS="multi")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith(f"@{layout.index_digest}")
+    assert job.skopeo_inspect("team/app:multi", raw=True).stdout.encode() == layout.index
+    for child in layout.children:  # every platform is pullable by digest
+        assert job.inspect(f"team/app@{child.manifest_digest}")["Layers"] == list(
+            child.layer_digests
+        )
+
+
+def test_gzipped_classic_archive_with_gzip_layers(job: Job, tmp_path: Path) -> None:
+    archive = tmp_path / "save.tar.gz"
+    (info,) = write_docker_archive_classic(
+        archive, [random_layer(50_000, seed=7)], gzip_layers=True, compress=True
+    )
+
+    result = job.push(XACCT_SOURCE=f"docker-archive:{archive}", XACCT_TAGS="gz")
+
+    assert result.returncode == 0, result.stderr
+    pushed = json.loads(job.skopeo_inspect("team/app:gz", raw=True).stdout)
+    assert pushed["config"]["digest"] == info.config_digest
+    assert pushed["layers"][0]["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip"
