@@ -19,8 +19,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-from tests.standins.aws_world import World, build_world
-from tests.standins.servers import Registry, start_moto, start_registry
+from tests.standins.aws_world import build_world
+from tests.standins.gitlab_job import job_env
+from tests.standins.servers import start_moto, start_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 # The test that runs the demo points this elsewhere, so it never touches a developer's .demo/.
@@ -59,27 +60,6 @@ def build_image(workdir: Path) -> Path:
     return layout
 
 
-def job_env(world: World, registry: Registry, layout: Path, external_id: str) -> dict[str, str]:
-    """What a GitLab job in BUILD sees: predefined CI_* variables, project XACCT_* variables."""
-    return {
-        "PATH": os.environ["PATH"],
-        "HOME": str(WORKDIR),
-        **world.runner_env(),
-        "CI": "true",
-        "CI_PROJECT_ID": "4242",
-        "CI_PROJECT_PATH": "team/app",
-        "CI_PIPELINE_ID": "1001",
-        "CI_JOB_ID": "90001",
-        "CI_COMMIT_SHORT_SHA": "a1b2c3d4",
-        "XACCT_ROLE_ARN": world.role_arn,
-        "XACCT_EXTERNAL_ID": external_id,
-        "XACCT_SOURCE": f"oci:{layout}:latest",
-        "XACCT_TAGS": "a1b2c3d4 latest",
-        "XACCT_REGISTRY_ENDPOINT": registry.url,
-        "XACCT_DOTENV": str(WORKDIR / "xacct.env"),
-    }
-
-
 def main() -> int:
     for tool in ("docker-registry", "htpasswd", "skopeo", "umoci", "gitlab-xacct"):
         if shutil.which(tool) is None:
@@ -107,7 +87,14 @@ def main() -> int:
         layout = build_image(WORKDIR)
         show(f"oci:{layout}:latest")
 
-        env = job_env(world, registry, layout, EXTERNAL_ID)
+        env = job_env(
+            world,
+            registry.url,
+            WORKDIR,
+            XACCT_SOURCE=f"oci:{layout}:latest",
+            XACCT_TAGS="a1b2c3d4 latest",
+            XACCT_DOTENV=str(WORKDIR / "xacct.env"),
+        )
         say("Running `gitlab-xacct push` as the GitLab job would")
         show("\n".join(f"{k}={v}" for k, v in env.items() if k.startswith("XACCT_")))
         pushed = run("gitlab-xacct", "push", env=env, check=False)

@@ -42,11 +42,11 @@ from gitlab_xacct.registry.oci_layout import (
     read_small,
     sha256_digest,
 )
+from gitlab_xacct.registry.selection import Listing, select_image
 from gitlab_xacct.registry.tarindex import Files, Section
 
 MAX_CONFIG_BYTES = 32 * 1024 * 1024
 _INDEX_DEPTH = 2  # index.json -> (containerd-store) image index -> manifest
-_MAX_LISTED = 20
 
 
 @dataclass(frozen=True)
@@ -108,37 +108,19 @@ def _entry(item: object, label: str, number: int) -> _Entry:
     return _Entry(config, tuple(tags), tuple(layers))
 
 
+_LISTING = Listing(file="manifest.json", hint=":name:tag or :@N", verb="tagged", separator="; ")
+
+
 def _select(entries: list[_Entry], ref: str | None, label: str) -> _Entry:
-    if not entries:
-        raise ConfigError(f"{label}: manifest.json lists no images")
-    if ref is None:
-        if len(entries) == 1:
-            return entries[0]
-        raise ConfigError(
-            f"{label}: holds {len(entries)} images; choose one with :name:tag or :@N, one of "
-            f"{_available(entries)}"
-        )
-    if ref.startswith("@") and ref[1:].isdigit():
-        if int(ref[1:]) >= len(entries):
-            raise ConfigError(
-                f"{label}: has no image {ref}; manifest.json lists {len(entries)} "
-                f"({_available(entries)})"
-            )
-        return entries[int(ref[1:])]
-    wanted = normalise_tag(ref)
-    for entry in entries:
-        if any(normalise_tag(tag) == wanted for tag in entry.repo_tags):
-            return entry
-    raise ConfigError(f"{label}: has no image tagged {ref!r}; available: {_available(entries)}")
-
-
-def _available(entries: list[_Entry]) -> str:
-    names = [
-        f"@{number} " + (", ".join(entry.repo_tags) or "(untagged)")
-        for number, entry in enumerate(entries)
-    ]
-    more = f" and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else ""
-    return "; ".join(names[:_MAX_LISTED]) + more
+    wanted = normalise_tag(ref) if ref else ""
+    return select_image(
+        entries,
+        ref,
+        label=label,
+        listing=_LISTING,
+        names=[f"@{n} " + (", ".join(e.repo_tags) or "(untagged)") for n, e in enumerate(entries)],
+        matches=lambda entry: any(normalise_tag(tag) == wanted for tag in entry.repo_tags),
+    )
 
 
 def _digest_in_path(path: str) -> str | None:

@@ -22,12 +22,12 @@ from gitlab_xacct.registry.image import (
     ImageManifest,
     SourceImage,
 )
+from gitlab_xacct.registry.selection import Listing, select_image
 from gitlab_xacct.registry.tarindex import Files, Section
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # what registries accept for a manifest (distribution, ECR)
 REF_NAME = "org.opencontainers.image.ref.name"
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
-_MAX_LISTED = 20
 
 JsonObject = dict[str, object]
 
@@ -226,39 +226,15 @@ def resolve(files: Files, desc: Descriptor) -> SourceImage:
     )
 
 
+_LISTING = Listing(file="index.json", hint=":REF", verb="named", separator=", ")
+
+
 def _select(descriptors: list[Descriptor], ref: str | None, label: str) -> Descriptor:
-    if not descriptors:
-        raise ConfigError(f"{label}: index.json lists no images")
-    if ref is None:
-        if len(descriptors) == 1:
-            return descriptors[0]
-        raise ConfigError(
-            f"{label}: holds {len(descriptors)} images; choose one with :REF, one of "
-            f"{_available(descriptors)}"
-        )
-    if ref.startswith("@") and ref[1:].isdigit():
-        number = int(ref[1:])
-        if number >= len(descriptors):
-            raise ConfigError(
-                f"{label}: has no image {ref}; index.json lists {len(descriptors)} "
-                f"({_available(descriptors)})"
-            )
-        return descriptors[number]
-    matches = [n for n, d in enumerate(descriptors) if d.annotations.get(REF_NAME) == ref]
-    if not matches:
-        raise ConfigError(
-            f"{label}: has no image named {ref!r}; available: {_available(descriptors)}"
-        )
-    if len(matches) > 1:
-        choices = ", ".join(f"@{n}" for n in matches)
-        raise ConfigError(f"{label}: several images are named {ref!r}; choose one of {choices}")
-    return descriptors[matches[0]]
-
-
-def _available(descriptors: list[Descriptor]) -> str:
-    names = [
-        d.annotations.get(REF_NAME) or f"@{number} (unnamed)"
-        for number, d in enumerate(descriptors)
-    ]
-    more = f" and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else ""
-    return ", ".join(names[:_MAX_LISTED]) + more
+    return select_image(
+        descriptors,
+        ref,
+        label=label,
+        listing=_LISTING,
+        names=[d.annotations.get(REF_NAME) or f"@{n} (unnamed)" for n, d in enumerate(descriptors)],
+        matches=lambda descriptor: descriptor.annotations.get(REF_NAME) == ref,
+    )

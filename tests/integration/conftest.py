@@ -7,7 +7,6 @@ The CLI runs as a subprocess, exactly as a GitLab job would run it.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.standins.aws_world import World, build_world
+from tests.standins.gitlab_job import job_env
 from tests.standins.servers import MotoServer, Registry, start_moto, start_registry
 
 # Sentinel secrets: searched for in every output the tests capture.
@@ -67,22 +67,7 @@ class Job:
     outputs: list[str] = field(default_factory=list)
 
     def env(self, **xacct: str) -> dict[str, str]:
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(self.home),
-            **self.world.runner_env(),
-            "CI": "true",
-            "CI_PROJECT_ID": "4242",
-            "CI_PROJECT_PATH": "team/app",
-            "CI_PIPELINE_ID": "1001",
-            "CI_JOB_ID": "90001",
-            "CI_COMMIT_SHORT_SHA": "a1b2c3d4",
-            "XACCT_ROLE_ARN": self.world.role_arn,
-            "XACCT_EXTERNAL_ID": EXTERNAL_ID,
-            "XACCT_REGISTRY_ENDPOINT": self.registry.url,
-        }
-        env.update(xacct)
-        return {k: v for k, v in env.items() if v is not None}
+        return job_env(self.world, self.registry.url, self.home, **xacct)
 
     def push(
         self, *args: str, env: Mapping[str, str] | None = None, **xacct: str
