@@ -15,7 +15,7 @@ from tests.imagefactory import (
     write_docker_archive_oci,
     write_oci_index_layout,
 )
-from tests.integration.conftest import Job
+from tests.integration.conftest import EXTERNAL_ID, Job
 from tests.standins.servers import start_registry
 
 DIGEST_LINE = r"sha256:[0-9a-f]{64}"
@@ -194,6 +194,19 @@ def test_missing_repository_is_exit_4_unless_created(job: Job, umoci_layout: Pat
     assert created.returncode == 0, created.stderr
     assert "created ECR repository team/brand-new in 222222222222" in created.stderr
     assert job.inspect("team/brand-new:t1")["Digest"]
+    # Created as asked: scan on push on; tag mutability left to the account's default.
+    ourthing = job.world.session(
+        job.world.runner_access_key_id, job.world.runner_secret_access_key
+    ).client("sts", endpoint_url=job.world.endpoint_url)
+    creds = ourthing.assume_role(
+        RoleArn=job.world.role_arn, RoleSessionName="check", ExternalId=EXTERNAL_ID
+    )["Credentials"]
+    ecr = job.world.session(
+        creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"]
+    ).client("ecr", endpoint_url=job.world.endpoint_url)
+    (repo,) = ecr.describe_repositories(repositoryNames=["team/brand-new"])["repositories"]
+    assert repo["imageScanningConfiguration"]["scanOnPush"] is True
+    assert repo["registryId"] == "222222222222"
 
 
 def test_registry_refusing_the_ecr_login_is_exit_4(
