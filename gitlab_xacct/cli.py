@@ -11,8 +11,9 @@ from collections.abc import Mapping, Sequence
 from gitlab_xacct import __version__
 from gitlab_xacct import log as xlog
 from gitlab_xacct.errors import XacctError
+from gitlab_xacct.options import Option
 from gitlab_xacct.secrets import mask, register
-from gitlab_xacct.settings import PUSH_OPTIONS, Option
+from gitlab_xacct.settings import PushSettings
 
 log = logging.getLogger("gitlab_xacct")
 
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    for option in PUSH_OPTIONS:
+    for option in PushSettings.OPTIONS:
         _add_option(push, option)
     return parser
 
@@ -90,7 +91,6 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 
 def _push(env: Mapping[str, str], flags: Mapping[str, object]) -> int:
     from gitlab_xacct.commands.push import push
-    from gitlab_xacct.settings import PushSettings
 
     settings = PushSettings.from_env(env, flags)
     result = push(settings, env)

@@ -1,102 +1,161 @@
-"""Every XACCT_* variable, defined once: flags, variables and GitLab's CI_* defaults -> Settings.
+"""Flags and variables -> frozen settings, validated once, at the edge.
 
-Precedence: command-line flag, then XACCT_* variable, then GitLab's predefined CI_* variable,
-then the built-in default. An empty variable counts as unset (GitLab jobs often define
-variables as "" to switch them off).
+`IdentitySettings` is how the job reaches the target role (shared by every command);
+`PushSettings` adds what `push` needs. The option table lives in `options.py`.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from gitlab_xacct import validate
 from gitlab_xacct.errors import ConfigError
+from gitlab_xacct.options import (
+    COMMON_OPTIONS,
+    DEFAULT_ID_TOKEN_VARIABLE,
+    IDENTITY_OPTIONS,
+    LOGIN_OPTIONS,
+    PUSH_OPTIONS,
+    REGISTRY_OPTIONS,
+    Resolver,
+    check_unknown_variables,
+)
 from gitlab_xacct.registry.sources import SourceSpec, parse_source
 from gitlab_xacct.secrets import Secret
 from gitlab_xacct.validate import RoleArn
 
-Kind = Literal["value", "bool", "list"]
+# GitLab predefined variables that become session tags (key, variable), when XACCT_SESSION_TAGS.
+SESSION_TAG_SOURCES = (
+    ("GitLabProject", "CI_PROJECT_PATH"),
+    ("GitLabPipelineId", "CI_PIPELINE_ID"),
+    ("GitLabJobId", "CI_JOB_ID"),
+    ("GitLabRef", "CI_COMMIT_REF_NAME"),
+    ("GitLabCommitSha", "CI_COMMIT_SHA"),
+    ("GitLabUser", "GITLAB_USER_LOGIN"),
+)
+_TAG_VALUE_BAD = re.compile(r"[^\w\s.:/=+\-@]")
 
 
-@dataclass(frozen=True)
-class Option:
-    dest: str
-    env: str
-    flag: str
-    kind: Kind
-    help: str
-    metavar: str = "VALUE"
+@dataclass(frozen=True, kw_only=True)
+class Hop:
+    """One sts:AssumeRole call; `origin` names where the user set it, for error messages."""
+
+    role: RoleArn
+    external_id: Secret | None
+    origin: str
+    external_id_origin: str
 
 
-PUSH_OPTIONS: tuple[Option, ...] = (
-    Option("role_arn", "XACCT_ROLE_ARN", "--role-arn", "value",
-           "ARN of the role to assume in the target (OURTHING) account", "ARN"),
-    Option("external_id", "XACCT_EXTERNAL_ID", "--external-id", "value",
-           "External ID the role's trust policy demands (keep it in a masked variable; "
-           "a flag is visible in the process list)", "ID"),
-    Option("region", "XACCT_REGION", "--region", "value",
-           "region of the target ECR (default: AWS_REGION, then AWS_DEFAULT_REGION)", "REGION"),
-    Option("repository", "XACCT_REPOSITORY", "--repository", "value",
-           "ECR repository name, not a URI (default: CI_PROJECT_PATH, lower-cased)", "NAME"),
-    Option("source", "XACCT_SOURCE", "--source", "value",
-           "image to push: oci:PATH[:REF], oci-archive:FILE[:REF] or docker-archive:FILE", "SRC"),
-    Option("tags", "XACCT_TAGS", "--tag", "list",
-           "tag to push; repeat the flag, or separate by commas or spaces in the variable "
-           "(default: CI_COMMIT_SHORT_SHA, plus CI_COMMIT_TAG when set)", "TAG"),
-    Option("create_repository", "XACCT_CREATE_REPOSITORY", "--create-repository", "bool",
-           "create the ECR repository when it is missing (default: false)"),
-    Option("registry_endpoint", "XACCT_REGISTRY_ENDPOINT", "--registry-endpoint", "value",
-           "registry base URL to use instead of the one ECR names (VPC endpoint, local stand-in)",
-           "URL"),
-    Option("session_name", "XACCT_SESSION_NAME", "--session-name", "value",
-           "role session name (default: derived from CI_PROJECT_ID, CI_PIPELINE_ID, CI_JOB_ID)",
-           "NAME"),
-    Option("dotenv", "XACCT_DOTENV", "--dotenv", "value",
-           "write a dotenv report (XACCT_IMAGE_URI, XACCT_IMAGE_DIGEST, XACCT_IMAGE_TAGS) to "
-           "this file, for artifacts:reports:dotenv", "FILE"),
-    Option("debug", "XACCT_DEBUG", "--debug", "bool",
-           "verbose logs and tracebacks (secrets stay masked; default: false)"),
-)  # fmt: skip
+@dataclass(frozen=True, kw_only=True)
+class WebIdentity:
+    role: RoleArn
+    token: Secret
+    token_variable: str
 
-# Variables gitlab-xacct writes for later jobs; a later job may see them, and they are not typos.
-REPORT_VARIABLES = ("XACCT_IMAGE_URI", "XACCT_IMAGE_DIGEST", "XACCT_IMAGE_TAGS")
-KNOWN_VARIABLES = frozenset({o.env for o in PUSH_OPTIONS} | set(REPORT_VARIABLES))
+
+@dataclass(frozen=True, kw_only=True)
+class IdentitySettings:
+    web_identity: WebIdentity | None
+    hops: tuple[Hop, ...]  # the chain in order; the last is the target role (XACCT_ROLE_ARN)
+    region: str
+    session_name: str
+    duration_seconds: int
+    session_tags: tuple[tuple[str, str], ...]  # empty unless XACCT_SESSION_TAGS
+    allowed_account_ids: frozenset[str] | None
+
+    @property
+    def target(self) -> Hop:
+        return self.hops[-1]
+
+    @classmethod
+    def resolve(cls, r: Resolver) -> IdentitySettings:
+        env = r.env
+        region = _region(r)
+        target = validate.role_arn(*r.required("role_arn", "the ARN of the role to assume"))
+        external = r.get("external_id")
+        hops = (
+            *_chain(r),
+            Hop(
+                role=target,
+                external_id=_external_id(external),
+                origin=r.option("role_arn").env,
+                external_id_origin=r.option("external_id").env,
+            ),
+        )
+        web = _web_identity(r)
+        roles = [*(h.role for h in hops), *([web.role] if web else [])]
+        for role in roles:
+            validate.same_partition(role, region, r.option("region").env)
+        session = r.get("session_name")
+        duration = r.get("duration_seconds")
+        allowed = r.get("allowed_account_ids")
+        return cls(
+            web_identity=web,
+            hops=hops,
+            region=region,
+            session_name=(
+                validate.session_name(*session)
+                if session
+                else validate.derive_session_name(
+                    env.get("CI_PROJECT_ID", ""),
+                    env.get("CI_PIPELINE_ID", ""),
+                    env.get("CI_JOB_ID", ""),
+                )
+            ),
+            duration_seconds=validate.duration(*duration) if duration else 3600,
+            session_tags=session_tags(env) if r.boolean("session_tags") else (),
+            allowed_account_ids=validate.account_ids(*allowed) if allowed else None,
+        )
+
+    def summary(self) -> list[tuple[str, str]]:
+        """For the job log; External IDs show only whether they are set."""
+        lines = []
+        if self.web_identity:
+            lines.append(
+                ("web identity", f"{self.web_identity.role} (token from "
+                 f"{self.web_identity.token_variable})")
+            )  # fmt: skip
+        else:
+            lines.append(("base identity", "the runner's own (boto3 default chain)"))
+        for number, hop in enumerate(self.hops[:-1], start=1):
+            lines.append(
+                (f"chain hop {number}", f"{hop.role} (External ID {_said(hop.external_id)})")
+            )
+        lines += [
+            ("role", str(self.target.role)),
+            ("external id", _said(self.target.external_id)),
+            ("region", self.region),
+            ("session name", self.session_name),
+        ]
+        if self.session_tags:
+            lines.append(("session tags", ", ".join(k for k, _ in self.session_tags)))
+        return lines
 
 
 @dataclass(frozen=True, kw_only=True)
 class PushSettings:
-    role_arn: RoleArn
-    external_id: Secret | None
-    region: str
+    identity: IdentitySettings
     repository: str
     source: SourceSpec
     source_origin: str
     tags: tuple[str, ...]
     create_repository: bool
     registry_endpoint: str | None
-    session_name: str
     dotenv: Path | None
     debug: bool
+
+    OPTIONS = (*IDENTITY_OPTIONS, *REGISTRY_OPTIONS, *PUSH_OPTIONS, *COMMON_OPTIONS)
 
     @classmethod
     def from_env(
         cls, env: Mapping[str, str], flags: Mapping[str, object] | None = None
     ) -> PushSettings:
         check_unknown_variables(env)
-        r = _Resolver(env, flags or {})
-        role_arn = validate.role_arn(*r.required("role_arn", "the ARN of the role to assume"))
-        external = r.get("external_id")
-        region = r.get("region") or r.fallback("AWS_REGION", "AWS_DEFAULT_REGION")
-        if region is None:
-            raise ConfigError(
-                "XACCT_REGION (--region): no region set; give the region of the target ECR "
-                "registry (AWS_REGION and AWS_DEFAULT_REGION are unset too)"
-            )
+        r = Resolver(env, flags or {}, cls.OPTIONS)
+        identity = IdentitySettings.resolve(r)
         repository = r.get("repository")
         if repository is None and env.get("CI_PROJECT_PATH"):
             repository = (env["CI_PROJECT_PATH"].lower(), "CI_PROJECT_PATH (lower-cased)")
@@ -110,118 +169,148 @@ class PushSettings:
             source = parse_source(source_value)
         except ConfigError as exc:
             raise ConfigError(f"{source_origin}: {exc}") from None
-        endpoint = r.get("registry_endpoint")
-        session = r.get("session_name")
         dotenv = r.get("dotenv")
         return cls(
-            role_arn=role_arn,
-            external_id=Secret(validate.external_id(*external)) if external else None,
-            region=validate.region(*region),
+            identity=identity,
             repository=validate.repository(*repository),
             source=source,
             source_origin=source_origin,
-            tags=_tags(r, env),
+            tags=_tags(r),
             create_repository=r.boolean("create_repository"),
-            registry_endpoint=validate.registry_endpoint(*endpoint) if endpoint else None,
-            session_name=(
-                validate.session_name(*session)
-                if session
-                else validate.derive_session_name(
-                    env.get("CI_PROJECT_ID", ""),
-                    env.get("CI_PIPELINE_ID", ""),
-                    env.get("CI_JOB_ID", ""),
-                )
-            ),
+            registry_endpoint=registry_endpoint(r),
             dotenv=_report_path(*dotenv) if dotenv else None,
             debug=r.boolean("debug"),
         )
 
     def summary(self) -> list[tuple[str, str]]:
-        """The resolved settings for the job log; the External ID shows only whether it is set."""
         return [
-            ("role", str(self.role_arn)),
-            ("external id", f"set ({len(self.external_id)} characters)" if self.external_id
-             else "not set"),
-            ("region", self.region),
+            *self.identity.summary(),
             ("repository", self.repository),
             ("source", str(self.source)),
             ("tags", ", ".join(self.tags)),
-            ("session name", self.session_name),
             ("registry endpoint", self.registry_endpoint or "as ECR names it"),
             ("create repository", str(self.create_repository).lower()),
-        ]  # fmt: skip
+        ]
 
 
-def check_unknown_variables(env: Mapping[str, str]) -> None:
-    """A misspelt XACCT_* variable is silently ignored by a shell script; we say so."""
-    for name in sorted(env):
-        if name.startswith("XACCT_") and name not in KNOWN_VARIABLES:
-            close = difflib.get_close_matches(name, sorted(KNOWN_VARIABLES), n=1, cutoff=0.6)
-            hint = (
-                f"did you mean {close[0]}?"
-                if close
-                else "known: " + ", ".join(o.env for o in PUSH_OPTIONS)
+@dataclass(frozen=True, kw_only=True)
+class LoginSettings:
+    """`gitlab-xacct login`: where the Docker config goes and which registries go in it."""
+
+    identity: IdentitySettings
+    registry_endpoint: str | None
+    docker_config: Path
+    registries: tuple[str, ...]  # extra ECR registries: 12-digit account ids or ECR host names
+    debug: bool
+
+    OPTIONS = (*IDENTITY_OPTIONS, *REGISTRY_OPTIONS, *LOGIN_OPTIONS, *COMMON_OPTIONS)
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str], flags: Mapping[str, object] | None = None
+    ) -> LoginSettings:
+        check_unknown_variables(env)
+        r = Resolver(env, flags or {}, cls.OPTIONS)
+        found = r.get("docker_config")
+        if found:
+            docker_config = Path(found[0])
+        elif env.get("DOCKER_CONFIG", "").strip():
+            docker_config = Path(env["DOCKER_CONFIG"]) / "config.json"
+        else:
+            docker_config = Path(env.get("HOME") or Path.home()) / ".docker" / "config.json"
+        listed = r.list("login_registries")
+        registries = [validate.ecr_registry(v, listed[1]) for v in listed[0]] if listed else []
+        return cls(
+            identity=IdentitySettings.resolve(r),
+            registry_endpoint=registry_endpoint(r),
+            docker_config=docker_config,
+            registries=tuple(dict.fromkeys(registries)),
+            debug=r.boolean("debug"),
+        )
+
+
+def registry_endpoint(r: Resolver) -> str | None:
+    endpoint = r.get("registry_endpoint")
+    return validate.registry_endpoint(*endpoint) if endpoint else None
+
+
+def session_tags(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """GitLab's ids as session tags, values cleaned to AWS's characters and 256-char limit."""
+    tags = []
+    for key, variable in SESSION_TAG_SOURCES:
+        value = _TAG_VALUE_BAD.sub("_", env.get(variable, ""))[:256]
+        if value:
+            tags.append((key, value))
+    return tuple(tags)
+
+
+def _said(external_id: Secret | None) -> str:
+    return f"set ({len(external_id)} characters)" if external_id else "not set"
+
+
+def _region(r: Resolver) -> str:
+    found = r.get("region") or r.fallback("AWS_REGION", "AWS_DEFAULT_REGION")
+    if found is None:
+        raise ConfigError(
+            "XACCT_REGION (--region): no region set; give the region of the target ECR "
+            "registry (AWS_REGION and AWS_DEFAULT_REGION are unset too)"
+        )
+    return validate.region(*found)
+
+
+def _external_id(found: tuple[str, str] | None) -> Secret | None:
+    return Secret(validate.external_id(*found)) if found else None
+
+
+def _chain(r: Resolver) -> list[Hop]:
+    found = r.get("role_chain")
+    if found is None:
+        return []
+    value, origin = found
+    hops = []
+    for number, item in enumerate((i.strip() for i in value.split(",")), start=1):
+        if not item:
+            raise ConfigError(f"{origin}: hop {number} is empty; separate role ARNs by commas")
+        arn, _, external = item.partition("|")
+        where = f"{origin} hop {number}"
+        hops.append(
+            Hop(
+                role=validate.role_arn(arn.strip(), where),
+                external_id=_external_id((external.strip(), where)) if external.strip() else None,
+                origin=where,
+                external_id_origin=f"the External ID after '|' in {where}",
             )
-            raise ConfigError(f"{name}: unknown gitlab-xacct variable; {hint}")
+        )
+    return hops
 
 
-class _Resolver:
-    """Looks a setting up by precedence and remembers where each value came from."""
-
-    def __init__(self, env: Mapping[str, str], flags: Mapping[str, object]) -> None:
-        self._env = env
-        self._flags = flags
-        self._options = {o.dest: o for o in PUSH_OPTIONS}
-
-    def get(self, dest: str) -> tuple[str, str] | None:
-        option = self._options[dest]
-        flag = self._flags.get(dest)
-        if flag is not None and not isinstance(flag, bool | list):
-            return str(flag), option.flag
-        value = self._env.get(option.env, "")
-        return (value, option.env) if value.strip() else None
-
-    def required(self, dest: str, what: str) -> tuple[str, str]:
-        found = self.get(dest)
-        if found is None:
-            option = self._options[dest]
-            raise ConfigError(f"{option.env} ({option.flag}): not set; give {what}")
-        return found
-
-    def fallback(self, *names: str) -> tuple[str, str] | None:
-        for name in names:
-            if self._env.get(name, "").strip():
-                return self._env[name], name
+def _web_identity(r: Resolver) -> WebIdentity | None:
+    found = r.get("web_identity_role_arn")
+    if found is None:
         return None
-
-    def boolean(self, dest: str) -> bool:
-        flag = self._flags.get(dest)
-        if isinstance(flag, bool):
-            return flag
-        found = self.get(dest)
-        return validate.boolean(*found) if found else False
-
-    def list(self, dest: str) -> tuple[list[str], str] | None:
-        option = self._options[dest]
-        flag = self._flags.get(dest)
-        if isinstance(flag, list) and flag:
-            return [str(v) for v in flag], option.flag
-        found = self.get(dest)
-        return (_split(found[0]), found[1]) if found else None
+    role = validate.role_arn(*found)
+    variable_found = r.get("id_token_variable")
+    variable = variable_found[0].strip() if variable_found else DEFAULT_ID_TOKEN_VARIABLE
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", variable):
+        raise ConfigError(f"XACCT_ID_TOKEN_VARIABLE: {variable!r} is not a variable name")
+    token = r.env.get(variable, "").strip()
+    if not token:
+        raise ConfigError(
+            f"{variable}: empty, but {found[1]} asks for GitLab OIDC; add to the job "
+            f"`id_tokens: {{{variable}: {{aud: sts.amazonaws.com}}}}` (the audience your OIDC "
+            "provider in AWS expects)"
+        )
+    return WebIdentity(role=role, token=Secret(token), token_variable=variable)
 
 
-def _split(value: str) -> list[str]:
-    return [v for v in re.split(r"[\s,]+", value) if v]
-
-
-def _tags(r: _Resolver, env: Mapping[str, str]) -> tuple[str, ...]:
+def _tags(r: Resolver) -> tuple[str, ...]:
     explicit = r.list("tags")
     pairs: list[tuple[str, str]]
     if explicit:
         values, origin = explicit
         pairs = [(v, origin) for v in values]
     else:
-        pairs = [(env[n], n) for n in ("CI_COMMIT_SHORT_SHA", "CI_COMMIT_TAG") if env.get(n)]
+        pairs = [(r.env[n], n) for n in ("CI_COMMIT_SHORT_SHA", "CI_COMMIT_TAG") if r.env.get(n)]
     if not pairs:
         raise ConfigError(
             "XACCT_TAGS (--tag): no tags set and CI_COMMIT_SHORT_SHA is unset; "

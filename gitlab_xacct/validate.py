@@ -167,3 +167,64 @@ def registry_endpoint(value: str, origin: str) -> str:
         )
     host = f"[{url.hostname}]" if ":" in url.hostname else url.hostname
     return f"{url.scheme}://{host}" + (f":{port}" if port else "")
+
+
+def partition_of_region(region: str) -> str:
+    """AWS partition of a region name (the ones a role ARN here can name)."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def same_partition(role: RoleArn, region: str, region_origin: str) -> None:
+    """A role can only be assumed through STS in its own partition (aws, aws-cn, aws-us-gov)."""
+    partition = partition_of_region(region)
+    if role.partition != partition:
+        raise ConfigError(
+            f"{region_origin}: region {region} is in partition {partition}, but {role} is in "
+            f"{role.partition}; use a region of {role.partition} (STS and ECR answer only there)"
+        )
+
+
+def duration(value: str, origin: str) -> int:
+    if not value.strip().isdigit() or not 900 <= int(value) <= 43200:
+        raise ConfigError(
+            f"{origin}: {value!r} is not a session duration AWS accepts; give whole seconds "
+            "from 900 to 43200 (the role's maximum session duration applies too)"
+        )
+    return int(value)
+
+
+def account_ids(value: str, origin: str) -> frozenset[str]:
+    ids = [v for v in re.split(r"[\s,]+", value) if v]
+    for account in ids:
+        if not re.fullmatch(r"\d{12}", account):
+            raise ConfigError(f"{origin}: {account!r} is not an AWS account id (12 digits)")
+    if not ids:
+        raise ConfigError(f"{origin}: no account ids; separate 12-digit ids by commas")
+    return frozenset(ids)
+
+
+_ECR_HOST = re.compile(
+    r"(?P<account>\d{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d{1,2})"
+    r"\.amazonaws\.com(?:\.cn)?"
+)
+
+
+def parse_ecr_host(host: str) -> tuple[str, str] | None:
+    """(account, region) of an ECR registry host name, or None for any other host."""
+    match = _ECR_HOST.fullmatch(host.lower().split(":")[0])
+    return (match["account"], match["region"]) if match else None
+
+
+def ecr_registry(value: str, origin: str) -> str:
+    """An extra registry to log into: a 12-digit account id or an ECR host name."""
+    value = value.strip().removeprefix("https://").rstrip("/")
+    if re.fullmatch(r"\d{12}", value) or parse_ecr_host(value):
+        return value
+    raise ConfigError(
+        f"{origin}: {value!r} is neither an AWS account id (12 digits) nor an ECR host name "
+        "(ACCOUNT.dkr.ecr.REGION.amazonaws.com)"
+    )

@@ -1,46 +1,53 @@
-"""Base identity (boto3's default chain) and the assume-role hop into the target account."""
+"""The STS calls (base identity, AssumeRoleWithWebIdentity, AssumeRole), each made a session."""
 
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 import boto3
+from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from gitlab_xacct import __version__
+from gitlab_xacct.aws import explain
 from gitlab_xacct.errors import IdentityError
-from gitlab_xacct.secrets import Secret, mask, register
-from gitlab_xacct.validate import RoleArn
+from gitlab_xacct.secrets import mask, register
+
+if TYPE_CHECKING:
+    from mypy_boto3_sts.type_defs import CredentialsTypeDef
+
+    from gitlab_xacct.settings import Hop, WebIdentity
 
 log = logging.getLogger(__name__)
 
-# AWS errors that retrying cannot fix: fail at once and explain (botocore's standard retry mode
-# already retries throttling, 5xx and connection errors a bounded number of times).
-_DENIED = frozenset({"AccessDenied", "AccessDeniedException"})
-_BAD_BASE_CREDENTIALS = frozenset(
-    {"InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredToken", "UnrecognizedClientException"}
-)
 
-
-def client_config() -> Config:
+def client_config(*, unsigned: bool = False) -> Config:
+    """Bounded retries in botocore's standard mode: throttling, 5xx and connection errors back off
+    and retry (4 attempts in all); AccessDenied, InvalidClientTokenId, ExpiredToken and
+    ValidationError are not retryable there, so they fail at once.
+    """
     return Config(
         retries={"mode": "standard", "max_attempts": 4},
         connect_timeout=10,
         read_timeout=30,
         user_agent_extra=f"gitlab-xacct/{__version__}",
+        **({"signature_version": UNSIGNED} if unsigned else {}),
     )
 
 
 @dataclass(frozen=True)
 class AssumedRole:
-    """Credentials of the target role; every AWS call after the hop uses these only."""
+    """Credentials of a role session; every AWS call after a hop uses these only."""
 
     session: boto3.Session
-    arn: str  # the assumed-role session ARN, arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION
+    arn: str  # arn:PARTITION:sts::ACCOUNT:assumed-role/NAME/SESSION
     account: str
+    access_key_id: str
+    expiration: datetime
 
 
 def base_session() -> boto3.Session:
@@ -55,43 +62,82 @@ def base_session() -> boto3.Session:
     return session
 
 
+def caller_arn(session: boto3.Session, region: str) -> str | None:
+    """Who a session is, for messages and the chaining check; None when even that is refused."""
+    try:
+        sts = session.client("sts", region_name=region, config=client_config())
+        return sts.get_caller_identity()["Arn"]
+    except (ClientError, BotoCoreError):
+        return None
+
+
+def assume_with_web_identity(
+    web: WebIdentity, *, session_name: str, region: str, duration_seconds: int
+) -> AssumedRole:
+    """GitLab OIDC: the ID token is the only proof; the call is unsigned, no AWS keys at all."""
+    sts = boto3.Session().client("sts", region_name=region, config=client_config(unsigned=True))
+    log.debug("sts:AssumeRoleWithWebIdentity %s as session %s", web.role, session_name)
+    try:
+        response = sts.assume_role_with_web_identity(
+            RoleArn=str(web.role),
+            RoleSessionName=session_name,
+            WebIdentityToken=web.token.reveal(),
+            DurationSeconds=duration_seconds,
+        )
+    except ClientError as exc:
+        raise explain.web_identity_failure(exc, web) from None
+    except BotoCoreError as exc:
+        raise IdentityError(f"could not reach AWS STS for {web.role}: {mask(str(exc))}") from None
+    return _session(response["Credentials"], response["AssumedRoleUser"]["Arn"], region)
+
+
 def assume_role(
-    base: boto3.Session,
+    caller: boto3.Session,
+    hop: Hop,
     *,
-    role: RoleArn,
-    external_id: Secret | None,
+    label: str,
     session_name: str,
     region: str,
-    duration_seconds: int = 3600,
+    duration_seconds: int,
+    tags: tuple[tuple[str, str], ...] = (),
 ) -> AssumedRole:
-    import boto3
-
-    sts = base.client("sts", region_name=region, config=client_config())
+    sts = caller.client("sts", region_name=region, config=client_config())
     params: dict[str, object] = {
-        "RoleArn": str(role),
+        "RoleArn": str(hop.role),
         "RoleSessionName": session_name,
         "DurationSeconds": duration_seconds,
     }
-    if external_id:
-        params["ExternalId"] = external_id.reveal()
-    log.debug("sts:AssumeRole %s as session %s", role, session_name)
+    if hop.external_id:
+        params["ExternalId"] = hop.external_id.reveal()
+    if tags:
+        params["Tags"] = [{"Key": key, "Value": value} for key, value in tags]
+        # Transitive: later hops of a chain keep them, so the target sees who pushed.
+        params["TransitiveTagKeys"] = [key for key, _ in tags]
+    log.debug("sts:AssumeRole %s as session %s", hop.role, session_name)
     try:
         response = sts.assume_role(**params)  # type: ignore[arg-type]
     except NoCredentialsError:
         raise IdentityError(
             "no AWS credentials for the base identity: the runner has no instance or task role "
             "that boto3 can find, and AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE and "
-            "AWS_WEB_IDENTITY_TOKEN_FILE are unset"
+            "AWS_WEB_IDENTITY_TOKEN_FILE are unset; or use GitLab OIDC "
+            "(XACCT_WEB_IDENTITY_ROLE_ARN)"
         ) from None
     except ClientError as exc:
-        raise _explain_assume_failure(exc, base, role, external_id, region) from None
+        caller_name = caller_arn(caller, region)
+        raise explain.assume_role_failure(
+            exc, hop, label=label, caller=caller_name, tagged=bool(tags)
+        ) from None
     except BotoCoreError as exc:
-        raise IdentityError(f"could not reach AWS STS to assume {role}: {mask(str(exc))}") from None
+        raise IdentityError(
+            f"could not reach AWS STS to assume {hop.role}: {mask(str(exc))}"
+        ) from None
+    return _session(response["Credentials"], response["AssumedRoleUser"]["Arn"], region)
 
-    creds = response["Credentials"]
+
+def _session(creds: CredentialsTypeDef, arn: str, region: str) -> AssumedRole:
     for value in (creds["SecretAccessKey"], creds["SessionToken"]):
         register(value)
-    arn = response["AssumedRoleUser"]["Arn"]
     log.info("assumed %s (credentials expire %s)", arn, creds["Expiration"].isoformat())
     session = boto3.Session(
         aws_access_key_id=creds["AccessKeyId"],
@@ -99,57 +145,10 @@ def assume_role(
         aws_session_token=creds["SessionToken"],
         region_name=region,
     )
-    return AssumedRole(session=session, arn=arn, account=arn.split(":")[4])
-
-
-def caller_arn(base: boto3.Session, region: str) -> str | None:
-    """Who the base credentials are, for error messages; None when even that is refused."""
-
-    try:
-        sts = base.client("sts", region_name=region, config=client_config())
-        return sts.get_caller_identity()["Arn"]
-    except (ClientError, BotoCoreError):
-        return None
-
-
-def principal_for(caller: str) -> str:
-    """The ARN a trust policy names for a caller: an assumed-role session maps to its role."""
-    match = re.fullmatch(r"arn:([\w-]+):sts::(\d{12}):assumed-role/([^/]+)/.+", caller)
-    if match:
-        return f"arn:{match[1]}:iam::{match[2]}:role/{match[3]}"
-    return caller
-
-
-def _explain_assume_failure(
-    exc: ClientError, base: boto3.Session, role: RoleArn, external_id: Secret | None, region: str
-) -> IdentityError:
-
-    error = exc.response.get("Error", {})
-    code = error.get("Code", "Unknown")
-    aws_message = mask(error.get("Message", ""))
-    if code in _BAD_BASE_CREDENTIALS:
-        return IdentityError(
-            f"STS rejected the base credentials ({code}: {aws_message}); the runner's AWS "
-            "credentials are invalid or expired: check the runner's role or the AWS_* variables"
-        )
-    if code not in _DENIED:
-        return IdentityError(f"sts:AssumeRole on {role} failed: {code}: {aws_message}")
-
-    caller = caller_arn(base, region) or "(unknown: sts:GetCallerIdentity failed too)"
-    principal = principal_for(caller)
-    caller_account = caller.split(":")[4] if caller.startswith("arn:") else "BUILD"
-    sent = f"sent ({len(external_id)} characters)" if external_id else "not sent"
-    identity_side = "identity-based polic" in aws_message
-    lines = [
-        f"AccessDenied: {caller} may not assume {role} (External ID {sent}).",
-        f"  AWS said: {aws_message}" if aws_message else "",
-        f"  In the target account {role.account}: role {role.name} must exist and its trust "
-        f"policy must allow sts:AssumeRole for {principal} (or arn:{role.partition}:iam::"
-        f"{caller_account}:root) with StringEquals sts:ExternalId = the External ID.",
-        f"  In the runner's account {caller_account}: the identity policy of {principal} must "
-        f"allow sts:AssumeRole on {role}"
-        + (" (AWS says no identity-based policy allows it)." if identity_side else "."),
-        "  External ID: XACCT_EXTERNAL_ID must equal the trust policy's sts:ExternalId exactly"
-        + ("." if external_id else "; it is unset, and most cross-account roles demand one."),
-    ]
-    return IdentityError("\n".join(line for line in lines if line))
+    return AssumedRole(
+        session=session,
+        arn=arn,
+        account=arn.split(":")[4],
+        access_key_id=creds["AccessKeyId"],
+        expiration=creds["Expiration"],
+    )

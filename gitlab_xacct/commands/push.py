@@ -7,7 +7,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from gitlab_xacct import log as xlog
-from gitlab_xacct.aws import credentials, ecr
+from gitlab_xacct.aws import ecr
+from gitlab_xacct.aws.identity import assume_target
 from gitlab_xacct.errors import ConfigError
 from gitlab_xacct.registry.client import Credentials, Registry
 from gitlab_xacct.registry.image import ImageIndex, SourceImage
@@ -33,28 +34,21 @@ def push(settings: PushSettings, env: Mapping[str, str]) -> PushResult:
         log.info("source: %s %s", kind, image.digest)
 
         with xlog.section("xacct_identity", "Assume role", env):
-            base = credentials.base_session()
-            role = credentials.assume_role(
-                base,
-                role=settings.role_arn,
-                external_id=settings.external_id,
-                session_name=settings.session_name,
-                region=settings.region,
-            )
+            role = assume_target(settings.identity)
 
+        identity = settings.identity
+        target = identity.target.role
         with xlog.section("xacct_ecr", "ECR login", env):
-            client = ecr.ecr_client(role, settings.region)
+            client = ecr.ecr_client(role, identity.region)
             ecr.ensure_repository(
                 client,
                 repository=settings.repository,
-                account=settings.role_arn.account,
-                region=settings.region,
+                account=target.account,
+                region=identity.region,
                 create=settings.create_repository,
                 role=role.arn,
             )
-            login = ecr.login(
-                client, account=settings.role_arn.account, region=settings.region, role=role.arn
-            )
+            login = ecr.login(client, account=target.account, region=identity.region, role=role.arn)
             endpoint = settings.registry_endpoint or login.endpoint
             if settings.registry_endpoint:
                 log.info("registry endpoint %s (ECR names %s)", endpoint, login.endpoint)

@@ -156,7 +156,7 @@ def test_refused_assume_role_names_both_sides(
     assert expected in err
     assert "In the target account 222222222222: role" in err
     assert "trust policy must allow sts:AssumeRole" in err
-    assert "In the runner's account 111111111111: the identity policy" in err
+    assert "In the caller's account 111111111111: the identity policy" in err
     assert "XACCT_EXTERNAL_ID must equal the trust policy's sts:ExternalId" in err
     assert "Traceback" not in err
     assert "sentinel-wrong-external-id" not in err

@@ -6,7 +6,7 @@ import pytest
 
 from gitlab_xacct import __version__
 from gitlab_xacct.cli import main
-from gitlab_xacct.settings import PUSH_OPTIONS
+from gitlab_xacct.settings import PushSettings
 
 
 def test_push_help_names_the_variable_behind_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
@@ -14,7 +14,7 @@ def test_push_help_names_the_variable_behind_every_flag(capsys: pytest.CaptureFi
         main(["push", "--help"], env={})
     assert exit_info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
-    for option in PUSH_OPTIONS:
+    for option in PushSettings.OPTIONS:
         assert option.flag in text
         assert f"[{option.env}]" in text
     assert "exit codes:" in text

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from gitlab_xacct.errors import ConfigError
-from gitlab_xacct.settings import PushSettings, check_unknown_variables
+from gitlab_xacct.options import check_unknown_variables
+from gitlab_xacct.settings import PushSettings
 
 ROLE = "arn:aws:iam::222222222222:role/OurThingBuildRole"
 
@@ -30,14 +31,14 @@ def job_env(**extra: str) -> dict[str, str]:
 
 def test_gitlab_defaults_fill_repository_tags_and_session_name() -> None:
     s = PushSettings.from_env(job_env())
-    assert s.role_arn.account == "222222222222"
-    assert s.role_arn.name == "OurThingBuildRole"
-    assert s.external_id is not None
-    assert s.external_id.reveal() == "some_key_build"
-    assert s.region == "eu-west-1"
+    assert s.identity.target.role.account == "222222222222"
+    assert s.identity.target.role.name == "OurThingBuildRole"
+    assert s.identity.target.external_id is not None
+    assert s.identity.target.external_id.reveal() == "some_key_build"
+    assert s.identity.region == "eu-west-1"
     assert s.repository == "team/my-app"
     assert s.tags == ("a1b2c3d4",)
-    assert s.session_name == "gitlab-xacct-42-1001-90001"
+    assert s.identity.session_name == "gitlab-xacct-42-1001-90001"
     assert s.create_repository is False
     assert s.registry_endpoint is None
     assert s.dotenv is None
@@ -55,16 +56,20 @@ def test_commit_tag_is_added_and_repeats_dropped() -> None:
 def test_flags_win_over_variables_and_variables_over_ci_defaults() -> None:
     env = job_env(XACCT_REGION="us-east-1", XACCT_REPOSITORY="from/var", XACCT_TAGS="var")
     s = PushSettings.from_env(env)
-    assert (s.region, s.repository, s.tags) == ("us-east-1", "from/var", ("var",))
+    assert (s.identity.region, s.repository, s.tags) == ("us-east-1", "from/var", ("var",))
     s = PushSettings.from_env(
         env, {"region": "ap-southeast-2", "repository": "from/flag", "tags": ["f1", "f2"]}
     )
-    assert (s.region, s.repository, s.tags) == ("ap-southeast-2", "from/flag", ("f1", "f2"))
+    assert (s.identity.region, s.repository, s.tags) == (
+        "ap-southeast-2",
+        "from/flag",
+        ("f1", "f2"),
+    )
 
 
 def test_region_falls_back_to_aws_region_then_default_region() -> None:
     env = job_env(AWS_REGION="us-west-2")
-    assert PushSettings.from_env(env).region == "us-west-2"
+    assert PushSettings.from_env(env).identity.region == "us-west-2"
     del env["AWS_REGION"], env["AWS_DEFAULT_REGION"]
     with pytest.raises(ConfigError, match=r"^XACCT_REGION \(--region\): no region set"):
         PushSettings.from_env(env)
@@ -80,7 +85,7 @@ def test_booleans_from_flags_and_variables() -> None:
 
 def test_empty_variable_counts_as_unset() -> None:
     s = PushSettings.from_env(job_env(XACCT_EXTERNAL_ID="", XACCT_REGISTRY_ENDPOINT=" "))
-    assert s.external_id is None
+    assert s.identity.target.external_id is None
     assert s.registry_endpoint is None
 
 
@@ -88,8 +93,8 @@ def test_long_ci_ids_keep_the_job_id_in_the_session_name() -> None:
     s = PushSettings.from_env(
         job_env(CI_PROJECT_ID="9" * 30, CI_PIPELINE_ID="8" * 30, CI_JOB_ID="123456789")
     )
-    assert len(s.session_name) == 64
-    assert s.session_name.endswith("-123456789")
+    assert len(s.identity.session_name) == 64
+    assert s.identity.session_name.endswith("-123456789")
 
 
 def test_dotenv_path_is_checked_before_any_work(tmp_path: Path) -> None:

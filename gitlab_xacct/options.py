@@ -1,0 +1,270 @@
+"""Every XACCT_* variable, defined once, and how a value is looked up.
+
+Precedence: command-line flag, then XACCT_* variable, then GitLab's predefined CI_* variable,
+then the built-in default. An empty variable counts as unset (GitLab jobs often define
+variables as "" to switch them off).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from gitlab_xacct import validate
+from gitlab_xacct.errors import ConfigError
+
+Kind = Literal["value", "bool", "list"]
+
+
+@dataclass(frozen=True)
+class Option:
+    dest: str
+    env: str
+    flag: str
+    kind: Kind
+    help: str
+    metavar: str = "VALUE"
+
+
+IDENTITY_OPTIONS: tuple[Option, ...] = (
+    Option(
+        "role_arn",
+        "XACCT_ROLE_ARN",
+        "--role-arn",
+        "value",
+        "ARN of the role to assume in the target (OURTHING) account",
+        "ARN",
+    ),
+    Option(
+        "external_id",
+        "XACCT_EXTERNAL_ID",
+        "--external-id",
+        "value",
+        "External ID the role's trust policy demands (keep it in a masked variable; "
+        "a flag is visible in the process list)",
+        "ID",
+    ),
+    Option(
+        "region",
+        "XACCT_REGION",
+        "--region",
+        "value",
+        "region of the target ECR (default: AWS_REGION, then AWS_DEFAULT_REGION)",
+        "REGION",
+    ),
+    Option(
+        "role_chain",
+        "XACCT_ROLE_CHAIN",
+        "--role-chain",
+        "value",
+        "roles to assume in order before the target role, comma-separated; a hop may "
+        "carry its own External ID as ARN|EXTERNAL_ID",
+        "ARNS",
+    ),
+    Option(
+        "web_identity_role_arn",
+        "XACCT_WEB_IDENTITY_ROLE_ARN",
+        "--web-identity-role-arn",
+        "value",
+        "first assume this role with the job's GitLab ID token "
+        "(AssumeRoleWithWebIdentity) instead of the runner's own AWS identity",
+        "ARN",
+    ),
+    Option(
+        "id_token_variable",
+        "XACCT_ID_TOKEN_VARIABLE",
+        "--id-token-variable",
+        "value",
+        "name of the id_tokens: variable holding the GitLab ID token (default: XACCT_ID_TOKEN)",
+        "NAME",
+    ),
+    Option(
+        "session_name",
+        "XACCT_SESSION_NAME",
+        "--session-name",
+        "value",
+        "role session name (default: derived from CI_PROJECT_ID, CI_PIPELINE_ID, CI_JOB_ID)",
+        "NAME",
+    ),
+    Option(
+        "duration_seconds",
+        "XACCT_DURATION_SECONDS",
+        "--duration-seconds",
+        "value",
+        "lifetime of the assumed credentials, 900-43200 (default: 3600; AWS caps chained "
+        "sessions at 3600)",
+        "SECONDS",
+    ),
+    Option(
+        "session_tags",
+        "XACCT_SESSION_TAGS",
+        "--session-tags",
+        "bool",
+        "tag the role session with the GitLab project, pipeline, job, ref, commit and user "
+        "(needs sts:TagSession on both sides; default: false)",
+    ),
+    Option(
+        "allowed_account_ids",
+        "XACCT_ALLOWED_ACCOUNT_IDS",
+        "--allowed-account-ids",
+        "value",
+        "comma-separated account ids the assumed credentials must belong to",
+        "IDS",
+    ),
+)
+
+REGISTRY_OPTIONS: tuple[Option, ...] = (
+    Option(
+        "registry_endpoint",
+        "XACCT_REGISTRY_ENDPOINT",
+        "--registry-endpoint",
+        "value",
+        "registry base URL to use instead of the one ECR names (VPC endpoint, local stand-in)",
+        "URL",
+    ),
+)
+
+PUSH_OPTIONS: tuple[Option, ...] = (
+    Option(
+        "repository",
+        "XACCT_REPOSITORY",
+        "--repository",
+        "value",
+        "ECR repository name, not a URI (default: CI_PROJECT_PATH, lower-cased)",
+        "NAME",
+    ),
+    Option(
+        "source",
+        "XACCT_SOURCE",
+        "--source",
+        "value",
+        "image to push: oci:PATH[:REF], oci-archive:FILE[:REF] or docker-archive:FILE",
+        "SRC",
+    ),
+    Option(
+        "tags",
+        "XACCT_TAGS",
+        "--tag",
+        "list",
+        "tag to push; repeat the flag, or separate by commas or spaces in the variable "
+        "(default: CI_COMMIT_SHORT_SHA, plus CI_COMMIT_TAG when set)",
+        "TAG",
+    ),
+    Option(
+        "create_repository",
+        "XACCT_CREATE_REPOSITORY",
+        "--create-repository",
+        "bool",
+        "create the ECR repository when it is missing (default: false)",
+    ),
+    Option(
+        "dotenv",
+        "XACCT_DOTENV",
+        "--dotenv",
+        "value",
+        "write a dotenv report (XACCT_IMAGE_URI, XACCT_IMAGE_DIGEST, XACCT_IMAGE_TAGS) to "
+        "this file, for artifacts:reports:dotenv",
+        "FILE",
+    ),
+)
+
+LOGIN_OPTIONS: tuple[Option, ...] = (
+    Option(
+        "docker_config",
+        "XACCT_DOCKER_CONFIG",
+        "--docker-config",
+        "value",
+        "Docker config.json to write (default: $DOCKER_CONFIG/config.json, else "
+        "~/.docker/config.json)",
+        "PATH",
+    ),
+    Option(
+        "login_registries",
+        "XACCT_LOGIN_REGISTRIES",
+        "--registry",
+        "list",
+        "more ECR registries to log into: an account id (same region) or an ECR host name; "
+        "repeat the flag, or separate by commas or spaces in the variable",
+        "ID_OR_HOST",
+    ),
+)
+
+COMMON_OPTIONS: tuple[Option, ...] = (
+    Option("debug", "XACCT_DEBUG", "--debug", "bool",
+           "verbose logs and tracebacks (secrets stay masked; default: false)"),
+)  # fmt: skip
+
+ALL_OPTIONS = (*IDENTITY_OPTIONS, *REGISTRY_OPTIONS, *PUSH_OPTIONS, *LOGIN_OPTIONS, *COMMON_OPTIONS)
+DEFAULT_ID_TOKEN_VARIABLE = "XACCT_ID_TOKEN"  # noqa: S105 - a variable name, not a token
+# Variables gitlab-xacct writes for later jobs; a later job may see them, and they are not typos.
+REPORT_VARIABLES = ("XACCT_IMAGE_URI", "XACCT_IMAGE_DIGEST", "XACCT_IMAGE_TAGS")
+KNOWN_VARIABLES = frozenset(
+    {o.env for o in ALL_OPTIONS} | set(REPORT_VARIABLES) | {DEFAULT_ID_TOKEN_VARIABLE}
+)
+
+
+def check_unknown_variables(env: Mapping[str, str]) -> None:
+    """A misspelt XACCT_* variable is silently ignored by a shell script; we say so."""
+    token_variable = env.get("XACCT_ID_TOKEN_VARIABLE", "")
+    for name in sorted(env):
+        if name.startswith("XACCT_") and name not in KNOWN_VARIABLES and name != token_variable:
+            close = difflib.get_close_matches(name, sorted(KNOWN_VARIABLES), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]}?" if close else "see gitlab-xacct --help"
+            raise ConfigError(f"{name}: unknown gitlab-xacct variable; {hint}")
+
+
+class Resolver:
+    """Looks a setting up by precedence and remembers where each value came from."""
+
+    def __init__(
+        self, env: Mapping[str, str], flags: Mapping[str, object], options: Iterable[Option]
+    ) -> None:
+        self.env = env
+        self._flags = flags
+        self._options = {o.dest: o for o in options}
+
+    def option(self, dest: str) -> Option:
+        return self._options[dest]
+
+    def get(self, dest: str) -> tuple[str, str] | None:
+        option = self._options[dest]
+        flag = self._flags.get(dest)
+        if flag is not None and not isinstance(flag, bool | list):
+            return str(flag), option.flag
+        value = self.env.get(option.env, "")
+        return (value, option.env) if value.strip() else None
+
+    def required(self, dest: str, what: str) -> tuple[str, str]:
+        found = self.get(dest)
+        if found is None:
+            option = self._options[dest]
+            raise ConfigError(f"{option.env} ({option.flag}): not set; give {what}")
+        return found
+
+    def fallback(self, *names: str) -> tuple[str, str] | None:
+        for name in names:
+            if self.env.get(name, "").strip():
+                return self.env[name], name
+        return None
+
+    def boolean(self, dest: str) -> bool:
+        flag = self._flags.get(dest)
+        if isinstance(flag, bool):
+            return flag
+        found = self.get(dest)
+        return validate.boolean(*found) if found else False
+
+    def list(self, dest: str) -> tuple[list[str], str] | None:
+        option = self._options[dest]
+        flag = self._flags.get(dest)
+        if isinstance(flag, list) and flag:
+            return [str(v) for v in flag], option.flag
+        found = self.get(dest)
+        return (split_list(found[0]), found[1]) if found else None
+
+
+def split_list(value: str) -> list[str]:
+    return [v for v in re.split(r"[\s,]+", value) if v]
