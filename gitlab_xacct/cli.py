@@ -13,7 +13,7 @@ from gitlab_xacct import log as xlog
 from gitlab_xacct.errors import XacctError
 from gitlab_xacct.options import Option
 from gitlab_xacct.secrets import mask, register
-from gitlab_xacct.settings import PushSettings
+from gitlab_xacct.settings import CredentialsSettings, PushSettings
 
 log = logging.getLogger("gitlab_xacct")
 
@@ -29,6 +29,24 @@ EXIT_CODES = """exit codes:
 _SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "XACCT_EXTERNAL_ID")
 
 
+# name -> (one-line help, description, options); each runs through _run() below.
+COMMANDS: dict[str, tuple[str, str, tuple[Option, ...]]] = {
+    "push": (
+        "assume the target role, log into ECR and push an image, no Docker daemon needed",
+        "Assume the role in the target account (with the External ID), log into its ECR and "
+        "push the image.",
+        PushSettings.OPTIONS,
+    ),
+    "credentials": (
+        "print or write the target role's credentials for the AWS CLI, Terraform or SDKs",
+        "Assume the role in the target account and hand its temporary credentials to other "
+        "tools: shell exports, a dotenv file, JSON, the AWS CLI's credential_process, or a "
+        "named profile.",
+        CredentialsSettings.OPTIONS,
+    ),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gitlab-xacct",
@@ -38,16 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gitlab-xacct {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    push = commands.add_parser(
-        "push",
-        help="assume the target role, log into ECR and push an image, no Docker daemon needed",
-        description="Assume the role in the target account (with the External ID), log into its "
-        "ECR and push the image. Each flag falls back to the variable named in brackets.",
-        epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    for option in PushSettings.OPTIONS:
-        _add_option(push, option)
+    for name, (summary, description, options) in COMMANDS.items():
+        sub = commands.add_parser(
+            name,
+            help=summary,
+            description=f"{description} Each flag falls back to the variable named in brackets.",
+            epilog=EXIT_CODES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        for option in options:
+            _add_option(sub, option)
     return parser
 
 
@@ -76,9 +94,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     debug = bool(flags.get("debug")) or env.get("XACCT_DEBUG", "").lower() in ("1", "true", "yes")
     xlog.setup(debug=debug)
     try:
-        if args.command == "push":
-            return _push(env, flags)
-        raise AssertionError(f"unhandled command {args.command}")
+        return _run(args.command, env, flags)
     except XacctError as exc:
         if debug:
             log.debug("traceback:", exc_info=True)
@@ -89,14 +105,20 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         return 130
 
 
-def _push(env: Mapping[str, str], flags: Mapping[str, object]) -> int:
-    from gitlab_xacct.commands.push import push
+def _run(command: str, env: Mapping[str, str], flags: Mapping[str, object]) -> int:
+    if command == "push":
+        from gitlab_xacct.commands.push import push
 
-    settings = PushSettings.from_env(env, flags)
-    result = push(settings, env)
-    for tag in result.tags:
-        print(result.tagged(tag))
-    return 0
+        result = push(PushSettings.from_env(env, flags), env)
+        for tag in result.tags:
+            print(result.tagged(tag))
+        return 0
+    if command == "credentials":
+        from gitlab_xacct.commands import credentials
+
+        credentials.run(CredentialsSettings.from_env(env, flags))
+        return 0
+    raise AssertionError(f"unhandled command {command}")
 
 
 def _print_error(message: str) -> None:

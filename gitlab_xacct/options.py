@@ -192,12 +192,71 @@ LOGIN_OPTIONS: tuple[Option, ...] = (
     ),
 )
 
+CREDENTIALS_OPTIONS: tuple[Option, ...] = (
+    Option(
+        "format",
+        "XACCT_CREDENTIALS_FORMAT",
+        "--format",
+        "value",
+        "env, dotenv, json, credential-process or aws-profile (default: env)",
+        "FORMAT",
+    ),
+    Option(
+        "output",
+        "XACCT_CREDENTIALS_OUTPUT",
+        "--output",
+        "value",
+        "write to this file (mode 0600) instead of stdout",
+        "FILE",
+    ),
+    Option(
+        "allow_log_output",
+        "XACCT_ALLOW_LOG_OUTPUT",
+        "--allow-log-output",
+        "bool",
+        "print env/dotenv/json credentials even when stdout is a pipe, such as the job log "
+        "that every project member can read (default: false)",
+    ),
+    Option(
+        "profile",
+        "XACCT_AWS_PROFILE",
+        "--profile",
+        "value",
+        "profile name for --format aws-profile (default: xacct)",
+        "NAME",
+    ),
+    Option(
+        "config_file",
+        "XACCT_AWS_CONFIG_FILE",
+        "--config-file",
+        "value",
+        "AWS config file for aws-profile (default: AWS_CONFIG_FILE, else ~/.aws/config)",
+        "PATH",
+    ),
+    Option(
+        "credentials_file",
+        "XACCT_AWS_CREDENTIALS_FILE",
+        "--credentials-file",
+        "value",
+        "AWS credentials file for aws-profile (default: AWS_SHARED_CREDENTIALS_FILE, else "
+        "~/.aws/credentials)",
+        "PATH",
+    ),
+)
+
 COMMON_OPTIONS: tuple[Option, ...] = (
     Option("debug", "XACCT_DEBUG", "--debug", "bool",
            "verbose logs and tracebacks (secrets stay masked; default: false)"),
 )  # fmt: skip
 
-ALL_OPTIONS = (*IDENTITY_OPTIONS, *REGISTRY_OPTIONS, *PUSH_OPTIONS, *LOGIN_OPTIONS, *COMMON_OPTIONS)
+ALL_OPTIONS = (
+    *IDENTITY_OPTIONS,
+    *REGISTRY_OPTIONS,
+    *PUSH_OPTIONS,
+    *LOGIN_OPTIONS,
+    *CREDENTIALS_OPTIONS,
+    *COMMON_OPTIONS,
+)
 DEFAULT_ID_TOKEN_VARIABLE = "XACCT_ID_TOKEN"  # noqa: S105 - a variable name, not a token
 # Variables gitlab-xacct writes for later jobs; a later job may see them, and they are not typos.
 REPORT_VARIABLES = ("XACCT_IMAGE_URI", "XACCT_IMAGE_DIGEST", "XACCT_IMAGE_TAGS")

@@ -15,6 +15,7 @@ from gitlab_xacct import validate
 from gitlab_xacct.errors import ConfigError
 from gitlab_xacct.options import (
     COMMON_OPTIONS,
+    CREDENTIALS_OPTIONS,
     DEFAULT_ID_TOKEN_VARIABLE,
     IDENTITY_OPTIONS,
     LOGIN_OPTIONS,
@@ -225,6 +226,54 @@ class LoginSettings:
             registry_endpoint=registry_endpoint(r),
             docker_config=docker_config,
             registries=tuple(dict.fromkeys(registries)),
+            debug=r.boolean("debug"),
+        )
+
+
+CREDENTIAL_FORMATS = ("env", "dotenv", "json", "credential-process", "aws-profile")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CredentialsSettings:
+    """`gitlab-xacct credentials`: the assumed credentials, shaped for another tool."""
+
+    identity: IdentitySettings
+    format: str
+    output: Path | None
+    allow_log_output: bool
+    profile: str
+    config_file: Path
+    credentials_file: Path
+    debug: bool
+
+    OPTIONS = (*IDENTITY_OPTIONS, *CREDENTIALS_OPTIONS, *COMMON_OPTIONS)
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str], flags: Mapping[str, object] | None = None
+    ) -> CredentialsSettings:
+        check_unknown_variables(env)
+        r = Resolver(env, flags or {}, cls.OPTIONS)
+        chosen, origin = r.get("format") or ("env", "")
+        if chosen not in CREDENTIAL_FORMATS:
+            raise ConfigError(
+                f"{origin}: {chosen!r} is not a format; use one of {', '.join(CREDENTIAL_FORMATS)}"
+            )
+        output = r.get("output")
+        profile, profile_origin = r.get("profile") or ("xacct", "")
+        if not re.fullmatch(r"[\w.-]{1,64}", profile):
+            raise ConfigError(f"{profile_origin}: {profile!r} is not a usable AWS profile name")
+        home = Path(env.get("HOME") or Path.home())
+        config = r.get("config_file") or r.fallback("AWS_CONFIG_FILE")
+        creds = r.get("credentials_file") or r.fallback("AWS_SHARED_CREDENTIALS_FILE")
+        return cls(
+            identity=IdentitySettings.resolve(r),
+            format=chosen,
+            output=_report_path(*output) if output else None,
+            allow_log_output=r.boolean("allow_log_output"),
+            profile=profile,
+            config_file=Path(config[0]) if config else home / ".aws" / "config",
+            credentials_file=Path(creds[0]) if creds else home / ".aws" / "credentials",
             debug=r.boolean("debug"),
         )
 
