@@ -69,19 +69,31 @@ class Job:
     def env(self, **xacct: str) -> dict[str, str]:
         return job_env(self.world, self.registry.url, self.home, **xacct)
 
-    def push(
-        self, *args: str, env: Mapping[str, str] | None = None, **xacct: str
+    def run(
+        self,
+        command: str,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        scan: bool = True,
+        **xacct: str,
     ) -> subprocess.CompletedProcess[str]:
+        """Run `gitlab-xacct COMMAND`; its outputs join the secret scan unless the user asked
+        for secrets on stdout (`scan=False`, e.g. credentials --allow-log-output)."""
         result = subprocess.run(
-            [CLI, "push", *args],
+            [CLI, command, *args],
             env=dict(env) if env is not None else self.env(**xacct),
             capture_output=True,
             text=True,
             timeout=180,
             check=False,
         )
-        self.outputs += [result.stdout, result.stderr]
+        self.outputs += [result.stdout, result.stderr] if scan else [result.stderr]
         return result
+
+    def push(
+        self, *args: str, env: Mapping[str, str] | None = None, **xacct: str
+    ) -> subprocess.CompletedProcess[str]:
+        return self.run("push", *args, env=env if env is not None else self.env(**xacct))
 
     def skopeo_inspect(
         self, reference: str, *, raw: bool = False
