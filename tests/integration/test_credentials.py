@@ -57,7 +57,9 @@ def test_credential_process_drives_boto3(
     assert caller(session, job) == ASSUMED
 
 
-def test_aws_profile_is_usable_by_name(job: Job, tmp_path: Path) -> None:
+def test_aws_profile_is_usable_by_name(
+    job: Job, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config, creds = tmp_path / "config", tmp_path / "credentials"
     result = job.run(
         "credentials",
@@ -68,11 +70,9 @@ def test_aws_profile_is_usable_by_name(job: Job, tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "AWS_PROFILE=ourthing" in result.stdout
-    session = boto3.Session(profile_name="ourthing")
-    # botocore reads the files named by these settings; point them at ours for this session.
-    session._session.set_config_variable("config_file", str(config))
-    session._session.set_config_variable("credentials_file", str(creds))
-    assert caller(session, job) == ASSUMED
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(creds))
+    assert caller(boto3.Session(profile_name="ourthing"), job) == ASSUMED
 
 
 def test_json_to_a_file(job: Job, tmp_path: Path) -> None:

@@ -7,7 +7,9 @@ another account skips its trust policy entirely; it also accepts a missing Exter
 admits exact principal ARNs (``:root`` is refused) and lets a non-existent role be assumed.
 The patches below replace that one check, keep moto's identity-policy evaluation untouched,
 and make two further fixes needed for cross-account tests (see ``_patch_default_account`` and
-``_ecr_resource``).
+``_ecr_resource``). ``tests/standins/moto_sts_patches.py`` adds, on top of these,
+sts:AssumeRoleWithWebIdentity (GitLab OIDC), sts:TagSession with session tags, and the rules
+of role chaining; ``apply_patches`` installs both.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ _SESSION = re.compile(r"arn:[\w-]+:sts::(\d{12}):assumed-role/([^/]+)/[^/]+")
 _IAM_USER = re.compile(
     r"arn:(?P<partition>[\w-]+):iam::(?P<account>\d{12}):user/(?:.*/)?(?P<name>[^/]+)"
 )
+_OIDC_PROVIDER = re.compile(r"arn:[\w-]+:iam::\d{12}:oidc-provider/.+")
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -53,10 +56,18 @@ def _wildcard(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
 
 
 def _principal_matches(principal: Any, caller_arn: str) -> bool:
-    """AWS principal matching for IAM callers (users and assumed-role sessions)."""
+    """AWS principal matching for IAM callers (users, assumed-role sessions) and OIDC providers.
+
+    For sts:AssumeRoleWithWebIdentity the caller is the OIDC provider's ARN, which only a
+    ``{"Federated": ARN}`` principal names; an ``AWS`` principal never matches it.
+    """
     if principal == "*":
         return True
-    expected = _as_list(principal.get("AWS", [])) if isinstance(principal, dict) else []
+    if not isinstance(principal, dict):
+        return False
+    if _OIDC_PROVIDER.fullmatch(caller_arn):
+        return caller_arn in [str(value) for value in _as_list(principal.get("Federated", []))]
+    expected = _as_list(principal.get("AWS", []))
     return any(_one_principal_matches(str(value), caller_arn) for value in expected)
 
 
@@ -96,7 +107,12 @@ def _string_test(operator: str, expected: Any, actual: str) -> bool | None:
     return None
 
 
-def _conditions_hold(conditions: dict[str, dict[str, Any]], context: dict[str, str]) -> bool:
+def _conditions_hold(
+    conditions: dict[str, dict[str, Any]],
+    context: dict[str, str],
+    strict_prefixes: tuple[str, ...] = (),
+) -> bool:
+    """Every condition holds; keys under `strict_prefixes` come from the request (absent: fail)."""
     for operator, pairs in conditions.items():
         base = operator.removesuffix("IfExists")
         for key, expected in pairs.items():
@@ -108,7 +124,7 @@ def _conditions_hold(conditions: dict[str, dict[str, Any]], context: dict[str, s
             if actual is None:
                 if operator.endswith("IfExists"):
                     continue
-                if key in EXTERNAL_CONDITION_SOURCES:
+                if key in EXTERNAL_CONDITION_SOURCES or key.startswith(strict_prefixes):
                     return False  # AWS: an absent key fails the test (moto let it pass)
                 continue  # a key moto never supplies (aws:PrincipalOrgID...): ignored, as moto does
             verdict = _string_test(base, expected, actual)
@@ -120,23 +136,34 @@ def _conditions_hold(conditions: dict[str, dict[str, Any]], context: dict[str, s
     return True
 
 
-def trust_allows(document: dict[str, Any], caller_arn: str, context: dict[str, str]) -> bool:
-    """Evaluate a role trust policy for sts:AssumeRole: an explicit Deny wins, else any Allow."""
+def trust_allows(
+    document: dict[str, Any],
+    caller_arn: str,
+    context: dict[str, str],
+    *,
+    action: str = "sts:AssumeRole",
+    strict_prefixes: tuple[str, ...] = (),
+) -> bool:
+    """Evaluate a role trust policy for `action`: an explicit Deny wins, else any Allow.
+
+    `caller_arn` is the calling IAM principal, or the OIDC provider's ARN for web identity.
+    Condition keys starting with one of `strict_prefixes` are supplied by the request, so one
+    that is absent from `context` fails its condition (as in AWS) instead of being ignored.
+    """
     allowed = False
     for statement in _as_list(document.get("Statement", [])):
         if "NotAction" in statement:
             concerned = not any(
-                _wildcard(a, "sts:AssumeRole", ignore_case=True)
-                for a in _as_list(statement["NotAction"])
+                _wildcard(a, action, ignore_case=True) for a in _as_list(statement["NotAction"])
             )
         else:
             concerned = any(
-                _wildcard(a, "sts:AssumeRole", ignore_case=True)
+                _wildcard(a, action, ignore_case=True)
                 for a in _as_list(statement.get("Action", []))
             )
         if not concerned or not _principal_matches(statement.get("Principal"), caller_arn):
             continue
-        if not _conditions_hold(statement.get("Condition", {}), context):
+        if not _conditions_hold(statement.get("Condition", {}), context, strict_prefixes):
             continue
         if statement.get("Effect") == "Deny":
             return False
@@ -208,6 +235,9 @@ def _patch_default_account() -> None:
 
 
 def apply_patches() -> None:
+    # Imported here: that module builds on this one's trust evaluator.
+    from tests.standins.moto_sts_patches import apply_sts_patches
+
     _patch_default_account()
     # moto ships type hints; these assignments replace methods on purpose.
     request_base = access_control.IAMRequestBase
@@ -215,6 +245,7 @@ def apply_patches() -> None:
     request_base._check_role_trust_relationship = _check_role_trust_relationship  # type: ignore[method-assign]
     ECRResponse._determine_resource = _ecr_resource  # type: ignore[attr-defined]
     access_control.IAMRequest._raise_access_denied = _raise_access_denied  # type: ignore[method-assign]
+    apply_sts_patches()  # wraps the trust check installed just above
 
 
 def main(argv: list[str] | None = None) -> None:
