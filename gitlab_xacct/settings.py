@@ -74,7 +74,7 @@ class IdentitySettings:
     @classmethod
     def resolve(cls, r: Resolver) -> IdentitySettings:
         env = r.env
-        region = _region(r)
+        region, region_origin = _region(r)
         target = validate.role_arn(*r.required("role_arn", "the ARN of the role to assume"))
         external = r.get("external_id")
         hops = (
@@ -89,7 +89,7 @@ class IdentitySettings:
         web = _web_identity(r)
         roles = [*(h.role for h in hops), *([web.role] if web else [])]
         for role in roles:
-            validate.same_partition(role, region, r.option("region").env)
+            validate.same_partition(role, region, region_origin)
         session = r.get("session_name")
         duration = r.get("duration_seconds")
         allowed = r.get("allowed_account_ids")
@@ -297,14 +297,14 @@ def _said(external_id: Secret | None) -> str:
     return f"set ({len(external_id)} characters)" if external_id else "not set"
 
 
-def _region(r: Resolver) -> str:
+def _region(r: Resolver) -> tuple[str, str]:
     found = r.get("region") or r.fallback("AWS_REGION", "AWS_DEFAULT_REGION")
     if found is None:
         raise ConfigError(
             "XACCT_REGION (--region): no region set; give the region of the target ECR "
             "registry (AWS_REGION and AWS_DEFAULT_REGION are unset too)"
         )
-    return validate.region(*found)
+    return validate.region(*found), found[1]
 
 
 def _external_id(found: tuple[str, str] | None) -> Secret | None:
