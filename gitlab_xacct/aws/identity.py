@@ -25,8 +25,8 @@ def assume_target(identity: IdentitySettings) -> AssumedRole:
     """Every hop in order; the result holds the target role's credentials only."""
     hops = identity.hops
     caller: boto3.Session
-    chained: bool
     if identity.web_identity:
+        _check_chained_duration(identity, 1)
         web = assume_with_web_identity(
             identity.web_identity,
             session_name=identity.session_name,
@@ -34,29 +34,21 @@ def assume_target(identity: IdentitySettings) -> AssumedRole:
             # Used for one call, the next hop: the shortest lifetime AWS allows is enough.
             duration_seconds=900,
         )
-        caller, chained = web.session, True
+        caller = web.session
     else:
         caller = base_session()
-        chained = False
         if identity.duration_seconds > CHAINED_MAX_SECONDS:
             # Instance profiles, task roles and IRSA are role sessions too: assuming from them
             # is chaining. Only worth a GetCallerIdentity when the limit could bite.
             arn = caller_arn(caller, identity.region) or ""
-            chained = ":assumed-role/" in arn
+            _check_chained_duration(identity, 1 if ":assumed-role/" in arn else 2)
 
     role: AssumedRole | None = None
     for number, hop in enumerate(hops, start=1):
-        label = f"hop {number} of {len(hops)} ({hop.origin})" if len(hops) > 1 else hop.origin
-        if chained and identity.duration_seconds > CHAINED_MAX_SECONDS:
-            raise ConfigError(
-                f"XACCT_DURATION_SECONDS: {identity.duration_seconds} s is more than AWS allows "
-                f"at {label}: it is assumed with role credentials (role chaining), which AWS "
-                f"caps at {CHAINED_MAX_SECONDS} s; set XACCT_DURATION_SECONDS to 3600 or less"
-            )
         role = assume_role(
             caller,
             hop,
-            label=label,
+            label=_label(identity, number),
             session_name=identity.session_name,
             region=identity.region,
             duration_seconds=identity.duration_seconds,
@@ -64,7 +56,7 @@ def assume_target(identity: IdentitySettings) -> AssumedRole:
             # them, and AWS refuses a later hop that sets a transitive key again.
             tags=identity.session_tags if number == 1 else (),
         )
-        caller, chained = role.session, True
+        caller = role.session
     if role is None:  # settings always hold the target hop
         raise AssertionError("no role to assume")
 
@@ -76,3 +68,23 @@ def assume_target(identity: IdentitySettings) -> AssumedRole:
             "XACCT_ROLE_ARN or the list"
         )
     return role
+
+
+def _label(identity: IdentitySettings, number: int) -> str:
+    hop = identity.hops[number - 1]
+    return (
+        f"hop {number} of {len(identity.hops)} ({hop.origin})"
+        if len(identity.hops) > 1
+        else (hop.origin)
+    )
+
+
+def _check_chained_duration(identity: IdentitySettings, first_chained: int) -> None:
+    """Refuse before any AssumeRole: hop `first_chained` onwards use role credentials."""
+    if identity.duration_seconds <= CHAINED_MAX_SECONDS or first_chained > len(identity.hops):
+        return
+    raise ConfigError(
+        f"XACCT_DURATION_SECONDS: {identity.duration_seconds} s is more than AWS allows at "
+        f"{_label(identity, first_chained)}: it is assumed with role credentials (role chaining), "
+        f"which AWS caps at {CHAINED_MAX_SECONDS} s; set XACCT_DURATION_SECONDS to 3600 or less"
+    )
