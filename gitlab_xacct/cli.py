@@ -13,7 +13,7 @@ from gitlab_xacct import log as xlog
 from gitlab_xacct.errors import XacctError
 from gitlab_xacct.options import Option
 from gitlab_xacct.secrets import mask, register
-from gitlab_xacct.settings import CredentialsSettings, PushSettings
+from gitlab_xacct.settings import CredentialsSettings, LoginSettings, PushSettings
 
 log = logging.getLogger("gitlab_xacct")
 
@@ -43,6 +43,12 @@ COMMANDS: dict[str, tuple[str, str, tuple[Option, ...]]] = {
         "tools: shell exports, a dotenv file, JSON, the AWS CLI's credential_process, or a "
         "named profile.",
         CredentialsSettings.OPTIONS,
+    ),
+    "login": (
+        "assume the target role and write its ECR logins into a Docker config.json",
+        "Assume the role in the target account, get ECR authorization tokens and merge them "
+        "into a Docker config.json (0600) for docker, buildah, podman, kaniko or skopeo.",
+        LoginSettings.OPTIONS,
     ),
 }
 
@@ -117,6 +123,12 @@ def _run(command: str, env: Mapping[str, str], flags: Mapping[str, object]) -> i
         from gitlab_xacct.commands import credentials
 
         credentials.run(CredentialsSettings.from_env(env, flags))
+        return 0
+    if command == "login":
+        from gitlab_xacct.commands.login import login
+
+        for done in login(LoginSettings.from_env(env, flags), env):
+            print(done.line())
         return 0
     raise AssertionError(f"unhandled command {command}")
 

@@ -244,6 +244,17 @@ CREDENTIALS_OPTIONS: tuple[Option, ...] = (
     ),
 )
 
+CREDENTIAL_HELPER_OPTIONS: tuple[Option, ...] = (
+    Option(
+        "credential_cache",
+        "XACCT_CREDENTIAL_CACHE",
+        "--credential-cache",
+        "bool",
+        "docker-credential-xacct: keep each ECR token in a 0600 file under "
+        "$XDG_CACHE_HOME/gitlab-xacct until 5 minutes before it expires (default: true)",
+    ),
+)
+
 COMMON_OPTIONS: tuple[Option, ...] = (
     Option("debug", "XACCT_DEBUG", "--debug", "bool",
            "verbose logs and tracebacks (secrets stay masked; default: false)"),
@@ -255,6 +266,7 @@ ALL_OPTIONS = (
     *PUSH_OPTIONS,
     *LOGIN_OPTIONS,
     *CREDENTIALS_OPTIONS,
+    *CREDENTIAL_HELPER_OPTIONS,
     *COMMON_OPTIONS,
 )
 DEFAULT_ID_TOKEN_VARIABLE = "XACCT_ID_TOKEN"  # noqa: S105 - a variable name, not a token

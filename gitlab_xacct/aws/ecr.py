@@ -6,6 +6,7 @@ import base64
 import binascii
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -75,25 +76,8 @@ def ensure_repository(
 
 
 def login(ecr: ECRClient, *, account: str, region: str, role: str) -> RegistryLogin:
-    try:
-        response = ecr.get_authorization_token(registryIds=[account])
-    except ClientError as exc:
-        raise _denied(exc, "ecr:GetAuthorizationToken", role, account, region) from None
-    except BotoCoreError as exc:
-        raise RegistryAuthError(f"could not reach ECR in {region}: {mask(str(exc))}") from None
-    data = response["authorizationData"][0]
-    token = data["authorizationToken"]
-    register(token)
-    # expiresAt is not checked: the token is used at once, and clocks (or stand-ins) differ.
-    try:
-        username, _, password = base64.b64decode(token, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        raise RegistryAuthError("ECR returned an authorization token that is not base64") from None
-    if not password:
-        raise RegistryAuthError("ECR returned an authorization token without a password")
-    return RegistryLogin(
-        endpoint=data["proxyEndpoint"], username=username, password=Secret(password)
-    )
+    """A registry login for use right away; expiresAt is not checked (clocks, stand-ins differ)."""
+    return authorize(ecr, account=account, region=region, role=role).login
 
 
 def _code(exc: ClientError) -> str:
@@ -111,3 +95,39 @@ def _denied(
             f"permission policy in that account must allow it ({message})"
         )
     return RegistryAuthError(f"{action} failed in account {account} ({region}): {code}: {message}")
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """A registry login and the moment ECR says its token stops working."""
+
+    login: RegistryLogin
+    expires_at: datetime  # aware, UTC
+
+
+def authorize(ecr: ECRClient, *, account: str, region: str, role: str) -> Authorization:
+    """What `login` does, keeping expiresAt: for callers that store the token (a Docker config,
+    the credential helper's cache) and so must know when it goes stale.
+    """
+    try:
+        response = ecr.get_authorization_token(registryIds=[account])
+    except ClientError as exc:
+        raise _denied(exc, "ecr:GetAuthorizationToken", role, account, region) from None
+    except BotoCoreError as exc:
+        raise RegistryAuthError(f"could not reach ECR in {region}: {mask(str(exc))}") from None
+    data = response["authorizationData"][0]
+    token = data["authorizationToken"]
+    register(token)
+    try:
+        username, _, password = base64.b64decode(token, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise RegistryAuthError("ECR returned an authorization token that is not base64") from None
+    if not password:
+        raise RegistryAuthError("ECR returned an authorization token without a password")
+    expires = data["expiresAt"]
+    # botocore parses timestamps as aware datetimes; a naive one is read as UTC, not local time.
+    expires = expires.astimezone(UTC) if expires.tzinfo else expires.replace(tzinfo=UTC)
+    login = RegistryLogin(
+        endpoint=data["proxyEndpoint"], username=username, password=Secret(password)
+    )
+    return Authorization(login=login, expires_at=expires)
