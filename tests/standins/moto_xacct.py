@@ -235,7 +235,8 @@ def _patch_default_account() -> None:
 
 
 def apply_patches() -> None:
-    # Imported here: that module builds on this one's trust evaluator.
+    # Imported here: that module builds on this one's trust evaluator. (Run as __main__, this
+    # file is then imported once more as tests.standins.moto_xacct; only functions are used.)
     from tests.standins.moto_sts_patches import apply_sts_patches
 
     _patch_default_account()

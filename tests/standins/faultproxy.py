@@ -1,0 +1,481 @@
+"""A reverse proxy on 127.0.0.1 that forwards to one upstream and can fail chosen requests.
+
+Put it between a client and moto (or the registry) to prove retries: ``fail_next`` answers the
+next N matching requests itself (e.g. 400 Throttling in STS's XML, 503 with Retry-After), every
+other request goes through. It counts requests per AWS action (``Action=`` of a query API in
+the query string or the form body, or the ``X-Amz-Target`` of a JSON API such as ECR) and per
+method and path.
+
+Headers pass through unchanged, Host included: SigV4 signs the Host header, and moto in auth
+mode recomputes the signature from the Host it receives, so a rewritten Host fails with
+SignatureDoesNotMatch (``rewrite_host=True`` exists to show that). The registry builds its
+upload ``Location`` from Host too, so keeping it also keeps clients on the proxy. Hop-by-hop
+headers (Connection, Transfer-Encoding, Expect...) are the proxy's own on each side.
+
+Bodies stream both ways in 64 KiB pieces (Content-Length or chunked in, the same out), so
+registry blobs are never held whole; only a form-encoded body of at most 1 MiB is read ahead,
+to find its ``Action``. Every socket has a timeout; ``stop()`` (or leaving the ``with`` block)
+closes the listener and any open client connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import logging
+import re
+import socket
+import threading
+import uuid
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import BufferedIOBase
+from types import TracebackType
+from typing import Any, ClassVar, Self
+from urllib.parse import SplitResult, parse_qs, urlsplit
+from xml.sax.saxutils import escape
+
+log = logging.getLogger(__name__)
+
+CHUNK = 64 * 1024
+FORM_LIMIT = 1024 * 1024
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "expect",  # the handler answers 100-continue itself
+    }
+)
+
+
+def aws_query_error(
+    code: str = "Throttling",
+    message: str = "Rate exceeded",
+    *,
+    error_type: str = "Sender",
+    request_id: str | None = None,
+) -> bytes:
+    """An error body of the AWS query protocol (STS, IAM), as STS sends it."""
+    return (
+        f"<ErrorResponse><Error><Type>{escape(error_type)}</Type><Code>{escape(code)}</Code>"
+        f"<Message>{escape(message)}</Message></Error>"
+        f"<RequestId>{escape(request_id or str(uuid.uuid4()))}</RequestId></ErrorResponse>"
+    ).encode()
+
+
+def aws_json_error(code: str = "ThrottlingException", message: str = "Rate exceeded") -> bytes:
+    """An error body of the AWS JSON protocol (ECR): ``{"__type": ..., "message": ...}``."""
+    return json.dumps({"__type": code, "message": message}).encode()
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """What a fault predicate sees of one request (header names in lower case)."""
+
+    method: str
+    path: str
+    query: str
+    headers: Mapping[str, str]
+    action: str | None
+
+
+@dataclass
+class Fault:
+    """Answer the next `remaining` matching requests with this status, headers and body."""
+
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...]
+    matches: Callable[[RequestInfo], bool]
+    remaining: int
+    served: int = 0
+
+
+def _matcher(
+    action: str | None,
+    method: str | None,
+    path: str | re.Pattern[str] | None,
+    predicate: Callable[[RequestInfo], bool] | None,
+) -> Callable[[RequestInfo], bool]:
+    def matches(info: RequestInfo) -> bool:
+        if action is not None and info.action != action:
+            return False
+        if method is not None and info.method.upper() != method.upper():
+            return False
+        if isinstance(path, str) and info.path != path:
+            return False
+        if isinstance(path, re.Pattern) and path.search(info.path) is None:
+            return False
+        return predicate is None or predicate(info)
+
+    return matches
+
+
+class _Body:
+    """The request body as it arrives: fixed length, chunked, or none."""
+
+    def __init__(self, stream: BufferedIOBase, headers: Mapping[str, str]) -> None:
+        self._stream = stream
+        self.chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        length = headers.get("content-length")
+        self.length = None if self.chunked or length is None else int(length)
+        self._left = self.length or 0
+        self._done = not self.chunked and not self._left
+
+    def chunks(self) -> Iterator[bytes]:
+        while not self._done:
+            piece = self._read_fixed() if not self.chunked else self._read_chunk()
+            if piece:
+                yield piece
+
+    def read_all(self) -> bytes:
+        return b"".join(self.chunks())
+
+    def drain(self) -> None:
+        for _ in self.chunks():
+            pass
+
+    def _read_fixed(self) -> bytes:
+        piece = self._stream.read(min(CHUNK, self._left))
+        if not piece:
+            raise ConnectionError("client closed the connection mid-body")
+        self._left -= len(piece)
+        self._done = self._left == 0
+        return piece
+
+    def _read_chunk(self) -> bytes:
+        if self._left == 0:
+            size_line = self._stream.readline(1024)
+            if not size_line:
+                raise ConnectionError("client closed the connection mid-body")
+            self._left = int(size_line.split(b";", 1)[0].strip(), 16)
+            if self._left == 0:
+                while self._stream.readline(1024).strip():  # trailers up to the blank line
+                    pass
+                self._done = True
+                return b""
+        piece = self._stream.read(min(CHUNK, self._left))
+        if not piece:
+            raise ConnectionError("client closed the connection mid-body")
+        self._left -= len(piece)
+        if self._left == 0:
+            self._stream.readline(16)  # the CRLF after the chunk
+        return piece
+
+
+def _action_of(query: str, headers: Mapping[str, str], form: bytes) -> str | None:
+    target = headers.get("x-amz-target")
+    if target:
+        return target.rsplit(".", 1)[-1]
+    for source in (query, form.decode("utf-8", "replace")):
+        found = parse_qs(source).get("Action")
+        if found:
+            return found[0]
+    return None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    owner: ClassVar[FaultProxy]
+
+    def setup(self) -> None:
+        super().setup()  # applies the class's `timeout` (set by FaultProxy.start) to the socket
+        self.owner._track(self.connection, add=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.owner._track(self.connection, add=False)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("faultproxy %s: " + format, self.address_string(), *args)
+
+    def _handle(self) -> None:
+        path, _, query = self.path.partition("?")
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        body = _Body(self.rfile, headers)
+        form = b""
+        form_encoded = headers.get("content-type", "").startswith(
+            "application/x-www-form-urlencoded"
+        )
+        if form_encoded and body.length is not None and body.length <= FORM_LIMIT:
+            form = body.read_all()
+        info = RequestInfo(self.command, path, query, headers, _action_of(query, headers, form))
+        fault = self.owner._arrived(info)
+        if fault is not None:
+            body.drain()  # the connection stays usable for the client's next request
+            self._answer(fault.status, fault.headers, fault.body)
+            return
+        self._forward(body, form)
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _handle
+
+    def _answer(self, status: int, headers: tuple[tuple[str, str], ...], body: bytes) -> None:
+        self.send_response_only(status)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _forward(self, body: _Body, form: bytes) -> None:
+        upstream = self.owner.upstream
+        connection = http.client.HTTPConnection(
+            upstream.hostname or "127.0.0.1", upstream.port or 80, timeout=self.owner.timeout
+        )
+        try:
+            connection.putrequest(
+                self.command, self.path, skip_host=True, skip_accept_encoding=True
+            )
+            host = self.headers.get("Host")
+            if host is None or self.owner.rewrite_host:
+                host = upstream.netloc
+            connection.putheader("Host", host)
+            for name, value in self.headers.items():
+                if name.lower() not in HOP_BY_HOP | {"host", "content-length"}:
+                    connection.putheader(name, value)
+            self._send_body(connection, body, form)
+            response = connection.getresponse()
+        except OSError as error:
+            connection.close()
+            self.close_connection = True
+            message = f"faultproxy: upstream {upstream.netloc} failed: {error}".encode()
+            self._answer(502, (("Content-Type", "text/plain"),), message)
+            return
+        try:
+            self._relay(response)
+        finally:
+            connection.close()
+
+    def _send_body(self, connection: http.client.HTTPConnection, body: _Body, form: bytes) -> None:
+        if body.chunked:
+            connection.putheader("Transfer-Encoding", "chunked")
+            connection.endheaders()
+            for piece in body.chunks():
+                connection.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+            connection.send(b"0\r\n\r\n")
+        elif body.length is not None:
+            connection.putheader("Content-Length", str(body.length))
+            connection.endheaders()
+            if form:
+                connection.send(form)
+            for piece in body.chunks():
+                connection.send(piece)
+        else:
+            connection.endheaders()
+
+    def _relay(self, response: http.client.HTTPResponse) -> None:
+        self.send_response_only(response.status, response.reason)
+        length = response.getheader("Content-Length")
+        for name, value in response.getheaders():
+            if name.lower() not in HOP_BY_HOP | {"content-length"}:
+                self.send_header(name, value)
+        bodiless = self.command == "HEAD" or response.status in (204, 304)
+        if bodiless or (length is not None and not response.chunked):
+            if length is not None:
+                self.send_header("Content-Length", length)
+            self.end_headers()
+            while not bodiless and (piece := response.read(CHUNK)):
+                self.wfile.write(piece)
+            return
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        while piece := response.read(CHUNK):
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+        self.wfile.write(b"0\r\n\r\n")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False  # stop() closes the client connections itself
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("faultproxy: connection from %s ended with an error", client_address)
+
+
+@dataclass
+class FaultProxy:
+    """``with FaultProxy(moto.url) as proxy:`` then point the client at ``proxy.url``."""
+
+    upstream_url: str
+    timeout: float = 30.0
+    rewrite_host: bool = False
+    history_size: int = 1000
+    upstream: SplitResult = field(init=False, repr=False)
+    history: deque[RequestInfo] = field(init=False, repr=False)
+    injected: int = field(init=False, default=0)
+    _actions: Counter[str] = field(init=False, default_factory=Counter, repr=False)
+    _routes: Counter[tuple[str, str]] = field(init=False, default_factory=Counter, repr=False)
+    _faults: list[Fault] = field(init=False, default_factory=list, repr=False)
+    _lock: threading.Lock = field(init=False, default_factory=threading.Lock, repr=False)
+    _connections: set[socket.socket] = field(init=False, default_factory=set, repr=False)
+    _server: _Server | None = field(init=False, default=None, repr=False)
+    _thread: threading.Thread | None = field(init=False, default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.upstream = urlsplit(self.upstream_url)
+        if self.upstream.scheme != "http" or not self.upstream.hostname:
+            raise ValueError(f"upstream must be http://host:port, got {self.upstream_url!r}")
+        self.history = deque(maxlen=self.history_size)
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the proxy is not running; call start()")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> Self:
+        if self._server is not None:
+            return self
+        # Each proxy gets its own handler class; `timeout` bounds every read and write of it.
+        handler = type("FaultProxyHandler", (_Handler,), {"owner": self, "timeout": self.timeout})
+        self._server = _Server(("127.0.0.1", 0), handler)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"faultproxy->{self.upstream.netloc}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        server.shutdown()  # returns once serve_forever has left its loop
+        server.server_close()
+        with self._lock:
+            open_connections = list(self._connections)
+        for connection in open_connections:
+            with contextlib.suppress(OSError):  # wakes a handler blocked on a read
+                connection.shutdown(socket.SHUT_RDWR)
+        if thread is not None:
+            thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # ---- faults ---------------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        count: int,
+        *,
+        status: int,
+        body: bytes | str = b"",
+        action: str | None = None,
+        method: str | None = None,
+        path: str | re.Pattern[str] | None = None,
+        predicate: Callable[[RequestInfo], bool] | None = None,
+        retry_after: int | str | None = None,
+        content_type: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Fault:
+        """Answer the next `count` requests that match every given criterion.
+
+        `path` is the exact path (no query) or a regex searched in it. Faults are tried in the
+        order they were added; a spent one stays in place with ``remaining == 0``.
+        """
+        data = body.encode() if isinstance(body, str) else body
+        extra = list((headers or {}).items())
+        if content_type is None and data:
+            content_type = "application/json" if data.startswith(b"{") else "text/xml"
+        if content_type is not None:
+            extra.append(("Content-Type", content_type))
+        if retry_after is not None:
+            extra.append(("Retry-After", str(retry_after)))
+        fault = Fault(
+            status=status,
+            body=data,
+            headers=tuple(extra),
+            matches=_matcher(action, method, path, predicate),
+            remaining=count,
+        )
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def throttle_next(self, count: int, action: str, *, retry_after: int | None = None) -> Fault:
+        """STS/IAM's throttling answer (HTTP 400, code Throttling) for the next `count` calls."""
+        return self.fail_next(
+            count, status=400, body=aws_query_error(), action=action, retry_after=retry_after
+        )
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    # ---- counts ---------------------------------------------------------------------------
+
+    def action_count(self, action: str) -> int:
+        with self._lock:
+            return self._actions[action]
+
+    def route_count(self, method: str, path: str) -> int:
+        with self._lock:
+            return self._routes[(method.upper(), path)]
+
+    @property
+    def actions(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._actions)
+
+    @property
+    def routes(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return dict(self._routes)
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self._actions.clear()
+            self._routes.clear()
+            self.history.clear()
+            self.injected = 0
+
+    # ---- called by the handler threads --------------------------------------------------
+
+    def _arrived(self, info: RequestInfo) -> Fault | None:
+        with self._lock:
+            if info.action is not None:
+                self._actions[info.action] += 1
+            self._routes[(info.method.upper(), info.path)] += 1
+            self.history.append(info)
+            for fault in self._faults:
+                if fault.remaining > 0 and fault.matches(info):
+                    fault.remaining -= 1
+                    fault.served += 1
+                    self.injected += 1
+                    return fault
+        return None
+
+    def _track(self, connection: socket.socket, *, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
