@@ -31,7 +31,7 @@ def client_config(*, unsigned: bool = False) -> Config:
     ValidationError are not retryable there, so they fail at once.
     """
     return Config(
-        retries={"mode": "standard", "max_attempts": 4},
+        retries={"mode": "standard", "total_max_attempts": 4},
         connect_timeout=10,
         read_timeout=30,
         user_agent_extra=f"gitlab-xacct/{__version__}",
@@ -100,7 +100,10 @@ def assume_role(
     region: str,
     duration_seconds: int,
     tags: tuple[tuple[str, str], ...] = (),
+    tags_in_play: bool = False,
 ) -> AssumedRole:
+    """`tags` are sent on this call; `tags_in_play` says a chain carries transitive tags into
+    it, which AWS also checks against sts:TagSession (for the explanation only)."""
     sts = caller.client("sts", region_name=region, config=client_config())
     params: dict[str, object] = {
         "RoleArn": str(hop.role),
@@ -126,7 +129,7 @@ def assume_role(
     except ClientError as exc:
         caller_name = caller_arn(caller, region)
         raise explain.assume_role_failure(
-            exc, hop, label=label, caller=caller_name, tagged=bool(tags)
+            exc, hop, label=label, caller=caller_name, tagged=bool(tags) or tags_in_play
         ) from None
     except BotoCoreError as exc:
         raise IdentityError(

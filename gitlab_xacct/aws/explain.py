@@ -39,6 +39,12 @@ def _error(exc: ClientError) -> tuple[str, str]:
     return str(error.get("Code", "Unknown")), mask(str(error.get("Message", "")))
 
 
+def attempts(exc: ClientError) -> str:
+    """' after N attempts' when botocore retried (throttling, 5xx), else ''."""
+    retried = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+    return f" after {retried + 1} attempts" if retried else ""
+
+
 def assume_role_failure(
     exc: ClientError, hop: Hop, *, label: str, caller: str | None, tagged: bool
 ) -> IdentityError:
@@ -51,7 +57,9 @@ def assume_role_failure(
             "AWS_* variables"
         )
     if code not in _DENIED:
-        return IdentityError(f"{label}: sts:AssumeRole on {role} failed: {code}: {aws_message}")
+        return IdentityError(
+            f"{label}: sts:AssumeRole on {role} failed{attempts(exc)}: {code}: {aws_message}"
+        )
 
     who = caller or "(unknown: sts:GetCallerIdentity failed too)"
     principal = principal_for(who)

@@ -55,6 +55,7 @@ def assume_target(identity: IdentitySettings) -> AssumedRole:
             # Tags go on the first AssumeRole only: they are transitive, so later hops keep
             # them, and AWS refuses a later hop that sets a transitive key again.
             tags=identity.session_tags if number == 1 else (),
+            tags_in_play=bool(identity.session_tags),
         )
         caller = role.session
     if role is None:  # settings always hold the target hop
