@@ -218,3 +218,20 @@ def test_session_tags_without_tag_session_permission_say_so(job: Job) -> None:
     assert "sts:TagSession allowed both in the role's trust policy and in the caller's" in (
         result.stderr
     )
+
+
+def test_proxy_variables_are_honoured(chain_job: ChainJob) -> None:
+    """AWS calls go through HTTP_PROXY; NO_PROXY keeps the registry direct."""
+    env = chain_job.env(
+        AWS_ENDPOINT_URL=chain_job.world.endpoint_url,  # moto itself: reached via the proxy
+        HTTP_PROXY=chain_job.proxy.url,
+        # requests matches NO_PROXY on the bare IP for IP hosts, so name the registry by host.
+        XACCT_REGISTRY_ENDPOINT=chain_job.registry.url.replace("127.0.0.1", "localhost"),
+        NO_PROXY="localhost",
+    )
+    result = chain_job.push(env)
+    assert result.returncode == 0, result.stderr
+    assert chain_job.proxy.proxied >= 2
+    assert chain_job.proxy.action_count("AssumeRole") == 1
+    assert chain_job.proxy.action_count("GetAuthorizationToken") == 1
+    assert not [r for r in chain_job.proxy.routes if "/v2/" in r[1]]  # registry went direct

@@ -203,6 +203,12 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("faultproxy %s: " + format, self.address_string(), *args)
 
     def _handle(self) -> None:
+        if self.path.startswith(("http://", "https://")):
+            # Absolute form: a client using this as its HTTP_PROXY. Forward it to the upstream
+            # in origin form, and count it, so tests can tell proxied calls from direct ones.
+            target = urlsplit(self.path)
+            self.path = (target.path or "/") + (f"?{target.query}" if target.query else "")
+            self.owner._count_proxied()
         path, _, query = self.path.partition("?")
         headers = {name.lower(): value for name, value in self.headers.items()}
         body = _Body(self.rfile, headers)
@@ -317,6 +323,7 @@ class FaultProxy:
     upstream: SplitResult = field(init=False, repr=False)
     history: deque[RequestInfo] = field(init=False, repr=False)
     injected: int = field(init=False, default=0)
+    proxied: int = field(init=False, default=0)  # requests that came as to a forward proxy
     _actions: Counter[str] = field(init=False, default_factory=Counter, repr=False)
     _routes: Counter[tuple[str, str]] = field(init=False, default_factory=Counter, repr=False)
     _faults: list[Fault] = field(init=False, default_factory=list, repr=False)
@@ -458,6 +465,10 @@ class FaultProxy:
             self.injected = 0
 
     # ---- called by the handler threads --------------------------------------------------
+
+    def _count_proxied(self) -> None:
+        with self._lock:
+            self.proxied += 1
 
     def _arrived(self, info: RequestInfo) -> Fault | None:
         with self._lock:
