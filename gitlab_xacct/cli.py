@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from gitlab_xacct import __version__
 from gitlab_xacct import log as xlog
 from gitlab_xacct.errors import XacctError
-from gitlab_xacct.options import Option
+from gitlab_xacct.options import COMMON_OPTIONS, COPY_OPTIONS, Option
 from gitlab_xacct.secrets import mask, register
 from gitlab_xacct.settings import CredentialsSettings, LoginSettings, PushSettings
 
@@ -50,7 +50,21 @@ COMMANDS: dict[str, tuple[str, str, tuple[Option, ...]]] = {
         "into a Docker config.json (0600) for docker, buildah, podman, kaniko or skopeo.",
         LoginSettings.OPTIONS,
     ),
+    "copy": (
+        "copy an image into a registry (from a file, a layout or another registry), no AWS",
+        "Copy SRC (oci:, oci-archive:, docker-archive: or docker://) to DEST "
+        "(docker://HOST/REPO:TAG) with the registries' own credentials; no AWS involved.",
+        (*COPY_OPTIONS, *COMMON_OPTIONS),
+    ),
 }
+# Positional arguments (dest, metavar, help) of the commands that take some.
+POSITIONALS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "copy": (
+        ("src", "SRC", "the image: oci:PATH[:REF], oci-archive:FILE[:REF], "
+         "docker-archive:FILE[:NAME:TAG|:@N] or docker://HOST/REPO[:TAG|@DIGEST]"),
+        ("dest", "DEST", "where to: docker://HOST/REPO[:TAG] (a tag here or in --tag)"),
+    ),
+}  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
             epilog=EXIT_CODES,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
+        for dest, metavar, help_text in POSITIONALS.get(name, ()):
+            sub.add_argument(dest, metavar=metavar, help=help_text)
         for option in options:
             _add_option(sub, option)
     return parser
@@ -115,9 +131,9 @@ def _run(command: str, env: Mapping[str, str], flags: Mapping[str, object]) -> i
     if command == "push":
         from gitlab_xacct.commands.push import push
 
-        result = push(PushSettings.from_env(env, flags), env)
-        for tag in result.tags:
-            print(result.tagged(tag))
+        for result in push(PushSettings.from_env(env, flags), env):
+            for tag in result.tags:
+                print(result.tagged(tag))
         return 0
     if command == "credentials":
         from gitlab_xacct.commands import credentials
@@ -129,6 +145,13 @@ def _run(command: str, env: Mapping[str, str], flags: Mapping[str, object]) -> i
 
         for done in login(LoginSettings.from_env(env, flags), env):
             print(done.line())
+        return 0
+    if command == "copy":
+        from gitlab_xacct.commands.copy import CopySettings, copy
+
+        result = copy(CopySettings.from_env(env, flags), env)
+        for tag in result.tags:
+            print(result.tagged(tag))
         return 0
     raise AssertionError(f"unhandled command {command}")
 

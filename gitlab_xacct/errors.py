@@ -31,3 +31,11 @@ class PushError(XacctError):
     """The transfer itself failed: an upload, a digest check, a manifest."""
 
     exit_code = 5
+
+
+class RegistryUnreachable(PushError):
+    """No HTTP answer from a registry: refused, reset, timed out, no TLS where TLS was due."""
+
+
+class NotFound(PushError):
+    """HTTP 404 from a registry for a manifest or a blob."""

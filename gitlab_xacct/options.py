@@ -161,6 +161,16 @@ PUSH_OPTIONS: tuple[Option, ...] = (
         "create the ECR repository when it is missing (default: false)",
     ),
     Option(
+        "destinations",
+        "XACCT_DESTINATIONS",
+        "--destination",
+        "list",
+        "push to several places in one run: ROLE_ARN|REGION|REPOSITORY[|EXTERNAL_ID], repeat "
+        "the flag or one per line (or comma) in the variable; replaces XACCT_ROLE_ARN, "
+        "XACCT_REGION and XACCT_REPOSITORY, each source blob is read once",
+        "DEST",
+    ),
+    Option(
         "dotenv",
         "XACCT_DOTENV",
         "--dotenv",
@@ -168,6 +178,35 @@ PUSH_OPTIONS: tuple[Option, ...] = (
         "write a dotenv report (XACCT_IMAGE_URI, XACCT_IMAGE_DIGEST, XACCT_IMAGE_TAGS) to "
         "this file, for artifacts:reports:dotenv",
         "FILE",
+    ),
+)
+
+# How images move: shared by `push` and `copy`.
+ENGINE_OPTIONS: tuple[Option, ...] = (
+    Option(
+        "platforms",
+        "XACCT_PLATFORMS",
+        "--platform",
+        "list",
+        "push only these platforms of a multi-platform image (os/arch[/variant], e.g. "
+        "linux/amd64); the index is rewritten, so its digest changes (default: all, digest kept)",
+        "PLATFORM",
+    ),
+    Option(
+        "parallelism",
+        "XACCT_PARALLELISM",
+        "--parallelism",
+        "value",
+        "blobs uploaded at once, 1-32 (default: 4)",
+        "N",
+    ),
+    Option(
+        "skip_existing_tags",
+        "XACCT_SKIP_EXISTING_TAGS",
+        "--skip-existing-tags",
+        "bool",
+        "leave tags that already exist as they are (default: false; a tag at the same digest "
+        "is always left alone)",
     ),
 )
 
@@ -255,6 +294,55 @@ CREDENTIAL_HELPER_OPTIONS: tuple[Option, ...] = (
     ),
 )
 
+# `copy SRC DEST`: any source into a registry, with no AWS involved.
+COPY_OPTIONS: tuple[Option, ...] = (
+    Option(
+        "extra_tags",
+        "XACCT_COPY_TAGS",
+        "--tag",
+        "list",
+        "more tags for DEST besides the one it names; repeat the flag, or separate by commas or "
+        "spaces in the variable",
+        "TAG",
+    ),
+    Option(
+        "src_creds",
+        "XACCT_SRC_CREDS",
+        "--src-creds",
+        "value",
+        "credentials for a docker:// SRC: USER:PASSWORD, or the name of a (masked) variable "
+        "holding that (default: the Docker config, then CI_REGISTRY_USER/CI_JOB_TOKEN for "
+        "CI_REGISTRY, then anonymous)",
+        "CREDS",
+    ),
+    Option(
+        "dest_creds",
+        "XACCT_DEST_CREDS",
+        "--dest-creds",
+        "value",
+        "credentials for DEST, like --src-creds",
+        "CREDS",
+    ),
+    Option(
+        "insecure_registries",
+        "XACCT_INSECURE_REGISTRIES",
+        "--insecure-registry",
+        "list",
+        "registry HOST[:PORT] that may be spoken to over plain HTTP or unverified TLS (loopback "
+        "registries may use plain HTTP anyway); repeat the flag, or separate by commas or spaces",
+        "HOST",
+    ),
+    Option(
+        "chunk_size",
+        "XACCT_CHUNK_SIZE",
+        "--chunk-size",
+        "value",
+        "upload blobs larger than this in PATCH chunks of this size, e.g. 16M (0: always one "
+        "PUT; never chunked for *.amazonaws.com, whose chunked upload is broken; default: 64M)",
+        "BYTES",
+    ),
+)
+
 COMMON_OPTIONS: tuple[Option, ...] = (
     Option("debug", "XACCT_DEBUG", "--debug", "bool",
            "verbose logs and tracebacks (secrets stay masked; default: false)"),
@@ -264,14 +352,16 @@ ALL_OPTIONS = (
     *IDENTITY_OPTIONS,
     *REGISTRY_OPTIONS,
     *PUSH_OPTIONS,
+    *ENGINE_OPTIONS,
     *LOGIN_OPTIONS,
     *CREDENTIALS_OPTIONS,
     *CREDENTIAL_HELPER_OPTIONS,
+    *COPY_OPTIONS,
     *COMMON_OPTIONS,
 )
 DEFAULT_ID_TOKEN_VARIABLE = "XACCT_ID_TOKEN"  # noqa: S105 - a variable name, not a token
 # Variables gitlab-xacct writes for later jobs; a later job may see them, and they are not typos.
-REPORT_VARIABLES = ("XACCT_IMAGE_URI", "XACCT_IMAGE_DIGEST", "XACCT_IMAGE_TAGS")
+REPORT_VARIABLES = ("XACCT_IMAGE_URI", "XACCT_IMAGE_DIGEST", "XACCT_IMAGE_TAGS", "XACCT_IMAGE_URIS")
 KNOWN_VARIABLES = frozenset(
     {o.env for o in ALL_OPTIONS} | set(REPORT_VARIABLES) | {DEFAULT_ID_TOKEN_VARIABLE}
 )
@@ -299,6 +389,9 @@ class Resolver:
 
     def option(self, dest: str) -> Option:
         return self._options[dest]
+
+    def flag(self, dest: str) -> object:
+        return self._flags.get(dest)
 
     def get(self, dest: str) -> tuple[str, str] | None:
         option = self._options[dest]

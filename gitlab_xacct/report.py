@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from gitlab_xacct.errors import ConfigError
 from gitlab_xacct.registry.push import PushResult
 
 
-def dotenv_lines(result: PushResult) -> str:
-    """The variables GitLab's artifacts:reports:dotenv hands to later jobs; no secret among them."""
+def dotenv_lines(results: Sequence[PushResult]) -> str:
+    """The variables GitLab's artifacts:reports:dotenv hands to later jobs; no secret among them.
+
+    XACCT_IMAGE_URI is the first destination's; XACCT_IMAGE_URIS lists every destination's.
+    """
+    first = results[0]
     return (
-        f"XACCT_IMAGE_URI={result.uri}\n"
-        f"XACCT_IMAGE_DIGEST={result.digest}\n"
-        f"XACCT_IMAGE_TAGS={','.join(result.tags)}\n"
+        f"XACCT_IMAGE_URI={first.uri}\n"
+        f"XACCT_IMAGE_DIGEST={first.digest}\n"
+        f"XACCT_IMAGE_TAGS={','.join(first.tags)}\n"
+        f"XACCT_IMAGE_URIS={' '.join(r.uri for r in results)}\n"
     )
 
 

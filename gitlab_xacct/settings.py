@@ -17,6 +17,7 @@ from gitlab_xacct.options import (
     COMMON_OPTIONS,
     CREDENTIALS_OPTIONS,
     DEFAULT_ID_TOKEN_VARIABLE,
+    ENGINE_OPTIONS,
     IDENTITY_OPTIONS,
     LOGIN_OPTIONS,
     PUSH_OPTIONS,
@@ -24,6 +25,8 @@ from gitlab_xacct.options import (
     Resolver,
     check_unknown_variables,
 )
+from gitlab_xacct.registry.platforms import Platform, parse_platform
+from gitlab_xacct.registry.push import DEFAULT_PARALLELISM, EngineOptions
 from gitlab_xacct.registry.sources import SourceSpec, parse_source
 from gitlab_xacct.secrets import Secret
 from gitlab_xacct.validate import RoleArn
@@ -72,31 +75,33 @@ class IdentitySettings:
         return self.hops[-1]
 
     @classmethod
-    def resolve(cls, r: Resolver) -> IdentitySettings:
+    def resolve(
+        cls, r: Resolver, *, target: Hop | None = None, region: tuple[str, str] | None = None
+    ) -> IdentitySettings:
+        """From the variables; `target` and `region` replace XACCT_ROLE_ARN and XACCT_REGION
+        for one entry of XACCT_DESTINATIONS."""
         env = r.env
-        region, region_origin = _region(r)
-        target = validate.role_arn(*r.required("role_arn", "the ARN of the role to assume"))
-        external = r.get("external_id")
-        hops = (
-            *_chain(r),
-            Hop(
-                role=target,
-                external_id=_external_id(external),
+        region_value, region_origin = region or _region(r)
+        if target is None:
+            role = validate.role_arn(*r.required("role_arn", "the ARN of the role to assume"))
+            target = Hop(
+                role=role,
+                external_id=_external_id(r.get("external_id")),
                 origin=r.option("role_arn").env,
                 external_id_origin=r.option("external_id").env,
-            ),
-        )
+            )
+        hops = (*_chain(r), target)
         web = _web_identity(r)
         roles = [*(h.role for h in hops), *([web.role] if web else [])]
-        for role in roles:
-            validate.same_partition(role, region, region_origin)
+        for arn in roles:
+            validate.same_partition(arn, region_value, region_origin)
         session = r.get("session_name")
         duration = r.get("duration_seconds")
         allowed = r.get("allowed_account_ids")
         return cls(
             web_identity=web,
             hops=hops,
-            region=region,
+            region=region_value,
             session_name=(
                 validate.session_name(*session)
                 if session
@@ -137,18 +142,42 @@ class IdentitySettings:
 
 
 @dataclass(frozen=True, kw_only=True)
-class PushSettings:
+class Destination:
+    """One place to push: the role to reach it, its ECR repository, and its registry endpoint."""
+
     identity: IdentitySettings
     repository: str
+    registry_endpoint: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PushSettings:
+    destinations: tuple[Destination, ...]
     source: SourceSpec
     source_origin: str
     tags: tuple[str, ...]
     create_repository: bool
-    registry_endpoint: str | None
+    platforms: tuple[Platform, ...]  # empty: every platform, the index kept byte for byte
+    platforms_origin: str
+    engine: EngineOptions
     dotenv: Path | None
     debug: bool
 
-    OPTIONS = (*IDENTITY_OPTIONS, *REGISTRY_OPTIONS, *PUSH_OPTIONS, *COMMON_OPTIONS)
+    OPTIONS = (
+        *IDENTITY_OPTIONS, *REGISTRY_OPTIONS, *PUSH_OPTIONS, *ENGINE_OPTIONS, *COMMON_OPTIONS
+    )  # fmt: skip
+
+    @property
+    def identity(self) -> IdentitySettings:
+        return self.destinations[0].identity
+
+    @property
+    def repository(self) -> str:
+        return self.destinations[0].repository
+
+    @property
+    def registry_endpoint(self) -> str | None:
+        return self.destinations[0].registry_endpoint
 
     @classmethod
     def from_env(
@@ -156,42 +185,118 @@ class PushSettings:
     ) -> PushSettings:
         check_unknown_variables(env)
         r = Resolver(env, flags or {}, cls.OPTIONS)
-        identity = IdentitySettings.resolve(r)
-        repository = r.get("repository")
-        if repository is None and env.get("CI_PROJECT_PATH"):
-            repository = (env["CI_PROJECT_PATH"].lower(), "CI_PROJECT_PATH (lower-cased)")
-        if repository is None:
-            raise ConfigError(
-                "XACCT_REPOSITORY (--repository): no repository set and CI_PROJECT_PATH is "
-                "unset; give the ECR repository name, for example team/app"
-            )
         source_value, source_origin = r.required("source", "the image to push")
         try:
             source = parse_source(source_value)
         except ConfigError as exc:
             raise ConfigError(f"{source_origin}: {exc}") from None
+        platforms = r.list("platforms")
         dotenv = r.get("dotenv")
         return cls(
-            identity=identity,
-            repository=validate.repository(*repository),
+            destinations=_destinations(r),
             source=source,
             source_origin=source_origin,
             tags=_tags(r),
             create_repository=r.boolean("create_repository"),
-            registry_endpoint=registry_endpoint(r),
+            platforms=tuple(parse_platform(p, platforms[1]) for p in platforms[0])
+            if platforms
+            else (),
+            platforms_origin=platforms[1] if platforms else "XACCT_PLATFORMS",
+            engine=engine_options(r),
             dotenv=_report_path(*dotenv) if dotenv else None,
             debug=r.boolean("debug"),
         )
 
     def summary(self) -> list[tuple[str, str]]:
+        lines = [*self.identity.summary()]
+        for number, destination in enumerate(self.destinations, start=1):
+            where = f"{destination.identity.target.role} {destination.identity.region} " + (
+                destination.repository
+            )
+            lines.append((f"destination {number}", where))
         return [
-            *self.identity.summary(),
-            ("repository", self.repository),
+            *lines,
             ("source", str(self.source)),
+            ("platforms", ", ".join(map(str, self.platforms)) or "all"),
             ("tags", ", ".join(self.tags)),
             ("registry endpoint", self.registry_endpoint or "as ECR names it"),
             ("create repository", str(self.create_repository).lower()),
+            ("parallel uploads", str(self.engine.parallelism)),
         ]
+
+
+def engine_options(r: Resolver) -> EngineOptions:
+    found = r.get("parallelism")
+    parallelism = DEFAULT_PARALLELISM
+    if found:
+        value, origin = found
+        if not value.strip().isdigit() or not 1 <= int(value) <= 32:
+            raise ConfigError(f"{origin}: {value!r} is not a number of uploads from 1 to 32")
+        parallelism = int(value)
+    return EngineOptions(
+        parallelism=parallelism, skip_existing_tags=r.boolean("skip_existing_tags")
+    )
+
+
+def _destinations(r: Resolver) -> tuple[Destination, ...]:
+    """XACCT_DESTINATIONS entries, else the one destination of XACCT_ROLE_ARN and friends."""
+    entries: list[tuple[str, str]] = []
+    flag = r.flag("destinations")
+    listed = r.get("destinations")
+    if isinstance(flag, list) and flag:
+        entries = [(str(e), f"--destination {n}") for n, e in enumerate(flag, start=1)]
+    elif listed:
+        value, origin = listed
+        items = [i.strip() for i in re.split(r"[\n,]", value) if i.strip()]
+        entries = [(item, f"{origin} entry {n}") for n, item in enumerate(items, start=1)]
+    if not entries:
+        identity = IdentitySettings.resolve(r)
+        repository = r.get("repository")
+        if repository is None and r.env.get("CI_PROJECT_PATH"):
+            repository = (r.env["CI_PROJECT_PATH"].lower(), "CI_PROJECT_PATH (lower-cased)")
+        if repository is None:
+            raise ConfigError(
+                "XACCT_REPOSITORY (--repository): no repository set and CI_PROJECT_PATH is "
+                "unset; give the ECR repository name, for example team/app"
+            )
+        return (
+            Destination(
+                identity=identity,
+                repository=validate.repository(*repository),
+                registry_endpoint=registry_endpoint(r),
+            ),
+        )
+    destinations = []
+    for entry, origin in entries:
+        fields = [f.strip() for f in entry.split("|")]
+        if not 3 <= len(fields) <= 5:
+            raise ConfigError(
+                f"{origin}: expected ROLE_ARN|REGION|REPOSITORY[|EXTERNAL_ID[|ENDPOINT]], got "
+                f"{len(fields)} fields"
+            )
+        arn, region, name = fields[:3]
+        external = fields[3] if len(fields) > 3 else ""
+        endpoint = fields[4] if len(fields) > 4 else ""
+        target = Hop(
+            role=validate.role_arn(arn, origin),
+            external_id=_external_id((external, origin))
+            if external
+            else _external_id(r.get("external_id")),
+            origin=origin,
+            external_id_origin=f"the External ID in {origin}" if external else "XACCT_EXTERNAL_ID",
+        )
+        destinations.append(
+            Destination(
+                identity=IdentitySettings.resolve(
+                    r, target=target, region=(validate.region(region, origin), origin)
+                ),
+                repository=validate.repository(name, origin),
+                registry_endpoint=validate.registry_endpoint(endpoint, origin)
+                if endpoint
+                else registry_endpoint(r),
+            )
+        )
+    return tuple(destinations)
 
 
 @dataclass(frozen=True, kw_only=True)

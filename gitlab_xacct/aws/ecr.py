@@ -34,10 +34,13 @@ def ecr_client(role: AssumedRole, region: str) -> ECRClient:
 
 def ensure_repository(
     ecr: ECRClient, *, repository: str, account: str, region: str, create: bool, role: str
-) -> None:
-    """Exit 4 with the fix when the repository is missing, unless asked to create it."""
+) -> bool:
+    """Exit 4 with the fix when the repository is missing, unless asked to create it.
+
+    Returns whether its tags are immutable (False when that cannot be read).
+    """
     try:
-        ecr.describe_repositories(registryId=account, repositoryNames=[repository])
+        found = ecr.describe_repositories(registryId=account, repositoryNames=[repository])
     except ClientError as exc:
         code = _code(exc)
         if code in ("AccessDeniedException", "AccessDenied") and not create:
@@ -48,13 +51,14 @@ def ensure_repository(
                 repository,
                 code,
             )
-            return
+            return False
         if code != "RepositoryNotFoundException":
             raise _denied(exc, "ecr:DescribeRepositories", role, account, region) from None
     except BotoCoreError as exc:
         raise RegistryAuthError(f"could not reach ECR in {region}: {mask(str(exc))}") from None
     else:
-        return
+        repositories = found["repositories"]
+        return bool(repositories) and repositories[0].get("imageTagMutability") == "IMMUTABLE"
 
     if not create:
         raise RegistryAuthError(
@@ -64,7 +68,7 @@ def ensure_repository(
         )
     try:
         # Tag mutability is left at the account's default; scanning on push costs nothing to ask.
-        ecr.create_repository(
+        created = ecr.create_repository(
             repositoryName=repository,
             registryId=account,
             imageScanningConfiguration={"scanOnPush": True},
@@ -73,6 +77,8 @@ def ensure_repository(
     except ClientError as exc:
         if _code(exc) != "RepositoryAlreadyExistsException":  # another job won the race
             raise _denied(exc, "ecr:CreateRepository", role, account, region) from None
+        return False
+    return created["repository"].get("imageTagMutability") == "IMMUTABLE"
 
 
 def login(ecr: ECRClient, *, account: str, region: str, role: str) -> RegistryLogin:

@@ -1,10 +1,11 @@
-"""`gitlab-xacct push`: assume the target role, log into ECR, push the image, report the digest."""
+"""`gitlab-xacct push`: assume each target role, log into its ECR, push the image, report."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 from gitlab_xacct import log as xlog
 from gitlab_xacct.aws import ecr
@@ -12,19 +13,20 @@ from gitlab_xacct.aws.identity import assume_target
 from gitlab_xacct.errors import ConfigError
 from gitlab_xacct.registry.client import Credentials, Registry
 from gitlab_xacct.registry.image import ImageIndex, SourceImage
-from gitlab_xacct.registry.push import PushResult, push_image
+from gitlab_xacct.registry.platforms import filter_index
+from gitlab_xacct.registry.push import PushResult, Target, push_many
 from gitlab_xacct.registry.sources import open_source
 from gitlab_xacct.report import dotenv_lines, write_atomically
-from gitlab_xacct.settings import PushSettings
+from gitlab_xacct.settings import Destination, PushSettings
 
 log = logging.getLogger(__name__)
 
 
-def push(settings: PushSettings, env: Mapping[str, str]) -> PushResult:
-    """The whole job as a library call; `env` only decides how the log looks (GitLab or not)."""
+def push(settings: PushSettings, env: Mapping[str, str]) -> list[PushResult]:
+    """The whole job as a library call; one result per destination, in order."""
     # The source is opened first: a bad archive is the user's to fix and costs no AWS call,
     # and all input is known good before the log says anything.
-    with _open(settings) as image:
+    with _open(settings) as image, ExitStack() as clients:
         log.info("gitlab-xacct push")
         for key, value in settings.summary():
             log.info("  %-18s %s", key + ":", value)
@@ -33,54 +35,80 @@ def push(settings: PushSettings, env: Mapping[str, str]) -> PushResult:
         )
         log.info("source: %s %s", kind, image.digest)
 
-        with xlog.section("xacct_identity", "Assume role", env):
-            role = assume_target(settings.identity)
+        targets = []
+        for number, destination in enumerate(settings.destinations, start=1):
+            suffix = f" ({number}/{len(settings.destinations)})" if number > 1 else ""
+            targets.append(_connect(settings, destination, env, suffix))
+            clients.callback(targets[-1].registry.close)
 
-        identity = settings.identity
-        target = identity.target.role
-        with xlog.section("xacct_ecr", "ECR login", env):
-            client = ecr.ecr_client(role, identity.region)
-            ecr.ensure_repository(
-                client,
-                repository=settings.repository,
-                account=target.account,
-                region=identity.region,
-                create=settings.create_repository,
-                role=role.arn,
-            )
-            login = ecr.login(client, account=target.account, region=identity.region, role=role.arn)
-            endpoint = settings.registry_endpoint or login.endpoint
-            if settings.registry_endpoint:
-                log.info("registry endpoint %s (ECR names %s)", endpoint, login.endpoint)
-
-        with (
-            xlog.section("xacct_push", "Push", env),
-            Registry(endpoint, Credentials(login.username, login.password)) as registry,
-        ):
-            registry.ping()
-            result = push_image(registry, settings.repository, image, settings.tags)
+        with xlog.section("xacct_push", "Push", env):
+            for target in targets:
+                target.registry.ping()
+            results = push_many(targets, image, settings.tags, options=settings.engine)
 
     if settings.dotenv:
-        write_atomically(settings.dotenv, dotenv_lines(result))
+        write_atomically(settings.dotenv, dotenv_lines(results))
         log.info("wrote %s", settings.dotenv)
-    log.info(
-        "pushed %s (%d blobs uploaded, %d already present)",
-        result.uri,
-        result.blobs_uploaded,
-        result.blobs_present,
-    )
-    return result
+    for result in results:
+        log.info(
+            "pushed %s (%d blobs uploaded, %d mounted, %d already present)",
+            result.uri,
+            result.blobs_uploaded,
+            result.blobs_mounted,
+            result.blobs_present,
+        )
+    return results
+
+
+def _connect(
+    settings: PushSettings, destination: Destination, env: Mapping[str, str], suffix: str
+) -> Target:
+    """Assume the destination's role, make sure its repository exists, log into its registry."""
+    identity = destination.identity
+    with xlog.section("xacct_identity", f"Assume role{suffix}", env):
+        role = assume_target(identity)
+    account = identity.target.role.account
+    with xlog.section("xacct_ecr", f"ECR login{suffix}", env):
+        client = ecr.ecr_client(role, identity.region)
+        immutable = ecr.ensure_repository(
+            client,
+            repository=destination.repository,
+            account=account,
+            region=identity.region,
+            create=settings.create_repository,
+            role=role.arn,
+        )
+        login = ecr.login(client, account=account, region=identity.region, role=role.arn)
+        endpoint = destination.registry_endpoint or login.endpoint
+        if destination.registry_endpoint:
+            log.info("registry endpoint %s (ECR names %s)", endpoint, login.endpoint)
+    registry = Registry(endpoint, Credentials(login.username, login.password))
+    return Target(registry, destination.repository, immutable_tags=immutable)
 
 
 @contextmanager
 def _open(settings: PushSettings) -> Iterator[SourceImage]:
-    """Open the source, naming the variable or flag it came from when it is unreadable."""
-    try:
-        opened = open_source(settings.source)
-        image = opened.__enter__()
-    except ConfigError as exc:
-        raise ConfigError(f"{settings.source_origin}: {exc}") from None
-    try:
-        yield image
-    finally:
-        opened.__exit__(None, None, None)
+    """Open the source (naming its variable when unreadable) and apply XACCT_PLATFORMS."""
+    with ExitStack() as stack:
+        try:
+            image = stack.enter_context(open_source(settings.source))
+        except ConfigError as exc:
+            raise ConfigError(f"{settings.source_origin}: {exc}") from None
+        yield _only_platforms(image, settings) if settings.platforms else image
+
+
+def _only_platforms(image: SourceImage, settings: PushSettings) -> SourceImage:
+    if isinstance(image, ImageIndex):
+        return filter_index(image, settings.platforms, settings.platforms_origin)
+    # A single-platform image: it must be one of those asked for, or the job is mistaken.
+    with image.config.open() as stream:
+        config = json.loads(stream.read(32 * 1024 * 1024))
+    found = {"os": config.get("os"), "architecture": config.get("architecture")}
+    if config.get("variant"):
+        found["variant"] = config["variant"]
+    if not any(p.matches(found) for p in settings.platforms):
+        raise ConfigError(
+            f"{settings.platforms_origin}: the image is {found['os']}/{found['architecture']}, "
+            f"not one of {', '.join(map(str, settings.platforms))}"
+        )
+    return image

@@ -1,53 +1,100 @@
-"""The registry HTTP API (OCI distribution spec), the few calls a push needs.
+"""The registry HTTP API (OCI distribution spec): the calls a push, a pull and a copy need.
 
 One `requests.Session` per registry: pooled connections, a User-Agent, timeouts on every call,
-and retries only for requests that are safe to repeat. HTTP statuses map to domain errors here
-and nowhere else.
+and retries only for requests that are safe to repeat. Authentication (Basic or Bearer tokens)
+is `auth.Authenticator`'s; blob streams and uploads are `blobs.py`'s. HTTP statuses map to
+domain errors here and nowhere else.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+import threading
+from collections.abc import Callable
+from typing import BinaryIO, cast
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from gitlab_xacct import __version__
-from gitlab_xacct.errors import PushError, RegistryAuthError
-from gitlab_xacct.registry.image import Blob
-from gitlab_xacct.secrets import Secret, mask
+from gitlab_xacct.errors import NotFound, PushError, RegistryAuthError, RegistryUnreachable
+from gitlab_xacct.registry.auth import (
+    Attempt,
+    Authenticator,
+    Credentials,
+    HeaderAuth,
+    pull_scope,
+    push_scope,
+)
+from gitlab_xacct.registry.blobs import CHUNK, ResponseStream, VerifiedStream, upload_blob
+from gitlab_xacct.registry.image import (
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    Blob,
+)
+from gitlab_xacct.secrets import mask
+
+__all__ = ["CHUNK", "Credentials", "NotFound", "Registry", "RegistryUnreachable", "VerifiedStream"]
 
 log = logging.getLogger(__name__)
+# urllib3 logs each retry as a WARNING with the raw exception; the error we raise after the last
+# one says what failed in one line, so those lines would only repeat it, three times.
+logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
-CHUNK = 1024 * 1024  # read and send blobs a MiB at a time: flat memory, few syscalls
 TIMEOUT = (10.0, 300.0)  # connect, read (a registry may take a while to commit a big blob)
-UPLOAD_ATTEMPTS = 3
 MANIFEST_LIMIT = 4 * 1024 * 1024  # the distribution spec's suggested manifest size limit
-
-
-@dataclass(frozen=True)
-class Credentials:
-    username: str
-    password: Secret
+DEFAULT_CHUNK_SIZE = 64 * 1024 * 1024
+MANIFEST_ACCEPT = ", ".join((OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST))
+# ECR's chunked PATCH is broken: it answers 201 to intermediate PATCHes and drops the bodies of
+# later chunks (aws/containers-roadmap#2831), so AWS hosts always get one streamed PUT.
+_NO_CHUNKING = (".amazonaws.com", ".amazonaws.com.cn")
+_ECR_HINT = "the ECR credentials were not accepted, or the role may not push to this repository"
 
 
 class Registry:
-    """A registry at `base_url` (scheme://host[:port]) spoken to with Basic auth."""
+    """A registry at `base_url` (scheme://host[:port]).
 
-    def __init__(self, base_url: str, credentials: Credentials | None, *, pool: int = 8) -> None:
+    `insecure` turns TLS verification off (an `--insecure-registry` host); `chunk_size` is the
+    size above which blobs go up in PATCH chunks (0: never); `refresh` returns fresh
+    credentials when the registry rejects the current ones mid-way (once per request).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        credentials: Credentials | None,
+        *,
+        pool: int = 8,
+        insecure: bool = False,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        refresh: Callable[[], Credentials] | None = None,
+        auth_hint: str = _ECR_HINT,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.host = urlsplit(self.base_url).netloc
+        parts = urlsplit(self.base_url)
+        self.host = parts.netloc
+        self.hostname = (parts.hostname or "").lower()
+        self.insecure = insecure
+        self.chunk_size = 0 if self.hostname.endswith(_NO_CHUNKING) else max(chunk_size, 0)
+        self.auth_hint = auth_hint
+        self.auth = Authenticator(
+            self.host, credentials, self._fetch_token, refresh=refresh, insecure=insecure
+        )
         self._session = requests.Session()
         self._session.headers["User-Agent"] = f"gitlab-xacct/{__version__}"
-        if credentials:
-            self._session.auth = (credentials.username, credentials.password.reveal())
-        # HEAD/GET are safe to repeat; uploads retry as a whole in upload_blob.
+        self._session.verify = not insecure
+        if insecure:  # the user listed this host; one warning per request would drown the log
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        # HEAD/GET are safe to repeat; uploads retry (or resume) as a whole in blobs.py.
         retry = Retry(
             total=3,
             backoff_factor=0.5,
@@ -59,6 +106,8 @@ class Registry:
         adapter = HTTPAdapter(pool_connections=pool, pool_maxsize=pool, max_retries=retry)
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
+        self._mount_sessions: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
 
     def close(self) -> None:
         self._session.close()
@@ -69,101 +118,212 @@ class Registry:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # ---- one request, authenticated --------------------------------------------------------
+
+    def url(self, path_or_url: str) -> str:
+        return path_or_url if "://" in path_or_url else f"{self.base_url}{path_or_url}"
+
+    def send(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        scopes: tuple[str, ...] = (),
+        body: Callable[[], object] | None = None,
+        headers: dict[str, str] | None = None,
+        stream: bool = False,
+    ) -> requests.Response:
+        """One request; on a 401, authenticate as the registry asks and send it again.
+
+        `body` is a factory, called for each send, so a streamed body can be sent again.
+        Credentials go only to this registry's own host, never to a redirect's target.
+        """
+        url = self.url(path_or_url)
+        ours = urlsplit(url).netloc == self.host
+        attempt = Attempt()
+        for sends in range(1, 4):
+            header = self.auth.authorization(scopes, attempt) if ours else None
+            response = self._request(
+                method,
+                url,
+                data=body() if body else None,
+                headers=headers,
+                stream=stream,
+                auth=HeaderAuth(header),
+                allow_redirects=method in ("GET", "HEAD"),
+            )
+            final = urlsplit(response.url or url).netloc == self.host
+            if response.status_code != 401 or not (ours and final) or sends == 3:
+                return response
+            if not self.auth.unauthorized(response, header, attempt):
+                return response
+            response.close()
+        raise AssertionError("unreachable")
+
     def _request(self, method: str, url: str, **kwargs: object) -> requests.Response:
         try:
             return self._session.request(method, url, timeout=TIMEOUT, **kwargs)  # type: ignore[arg-type]
         except requests.exceptions.SSLError as exc:
-            raise RegistryAuthError(
-                f"TLS verification failed for {self.host}: {mask(str(exc))}"
+            if _certificate_problem(exc):
+                raise RegistryAuthError(
+                    f"TLS verification failed for {urlsplit(url).netloc}: {mask(str(exc))}; "
+                    "if this registry has a private certificate, add it to the system trust "
+                    "store, or list the host in XACCT_INSECURE_REGISTRIES"
+                ) from None
+            raise RegistryUnreachable(
+                f"no TLS answer from {urlsplit(url).netloc} ({type(exc).__name__})"
             ) from None
         except requests.exceptions.RequestException as exc:
-            raise PushError(
+            endpoint = " (or XACCT_REGISTRY_ENDPOINT)" if self.auth_hint == _ECR_HINT else ""
+            raise RegistryUnreachable(
                 f"could not reach the registry at {self.base_url} ({type(exc).__name__}); check "
-                "XACCT_REGISTRY_ENDPOINT and the network path from the runner"
+                f"the host name{endpoint} and the network path from the runner"
             ) from None
 
-    def _url(self, path: str) -> str:
-        return f"{self.base_url}{path}"
+    def _fetch_token(
+        self, url: str, params: list[tuple[str, str]], basic: tuple[str, str] | None, verify: bool
+    ) -> requests.Response:
+        auth = basic or HeaderAuth(None)
+        return self._request(
+            "GET", url, params=params, auth=auth, verify=verify, allow_redirects=False
+        )
 
-    def _check(self, response: requests.Response, what: str, ok: tuple[int, ...]) -> None:
+    def check(self, response: requests.Response, what: str, ok: tuple[int, ...]) -> None:
         if response.status_code in ok:
             return
         detail = _error_detail(response)
         if response.status_code in (401, 403):
             raise RegistryAuthError(
-                f"registry {self.host} refused {what} (HTTP {response.status_code}{detail}); the "
-                "ECR credentials were not accepted, or the role may not push to this repository"
+                f"registry {self.host} refused {what} (HTTP {response.status_code}{detail}); "
+                f"{self.auth_hint}"
             )
-        raise PushError(
-            f"registry {self.host}: {what} failed (HTTP {response.status_code}{detail})"
-        )
+        error = NotFound if response.status_code == 404 else PushError
+        raise error(f"registry {self.host}: {what} failed (HTTP {response.status_code}{detail})")
+
+    # ---- the calls ---------------------------------------------------------------------------
 
     def ping(self) -> None:
         """GET /v2/: the endpoint is a registry and takes the credentials, before any upload."""
-        response = self._request("GET", self._url("/v2/"))
-        self._check(response, "the login (GET /v2/)", (200,))
+        response = self.send("GET", "/v2/")
+        self.check(response, "the login (GET /v2/)", (200,))
 
     def blob_exists(self, repository: str, digest: str) -> bool:
-        response = self._request("HEAD", self._url(f"/v2/{repository}/blobs/{digest}"))
+        response = self.send(
+            "HEAD", f"/v2/{repository}/blobs/{digest}", scopes=(pull_scope(repository),)
+        )
         if response.status_code == 404:
             return False
-        self._check(response, f"HEAD of blob {digest}", (200,))
+        self.check(response, f"HEAD of blob {digest}", (200,))
         return True
 
-    def upload_blob(self, repository: str, blob: Blob) -> None:
-        """POST a session, then PUT the bytes in one stream; retried whole on transient failures."""
-        for attempt in range(1, UPLOAD_ATTEMPTS + 1):
-            try:
-                self._upload_once(repository, blob)
-            except _TransientUploadError as exc:
-                if attempt == UPLOAD_ATTEMPTS:
-                    raise PushError(
-                        f"upload of {blob.digest} failed after {attempt} attempts: {exc}"
-                    ) from None
-                log.warning("upload of %s failed (%s); retrying", blob.digest, exc)
-                time.sleep(0.5 * 2**attempt)
-            else:
-                return
+    def manifest_digest(self, repository: str, reference: str) -> str | None:
+        """The digest `reference` (a tag or digest) names, None when there is no such manifest."""
+        response = self.send(
+            "HEAD",
+            f"/v2/{repository}/manifests/{reference}",
+            scopes=(pull_scope(repository),),
+            headers={"Accept": MANIFEST_ACCEPT},
+        )
+        if response.status_code == 404:
+            return None
+        self.check(response, f"HEAD of manifest {repository}:{reference}", (200,))
+        digest = response.headers.get("Docker-Content-Digest")
+        if digest:
+            return digest
+        if reference.startswith("sha256:"):
+            return reference
+        raw, _ = self.get_manifest(repository, reference)  # a registry that does not say
+        return "sha256:" + hashlib.sha256(raw).hexdigest()
 
-    def _upload_once(self, repository: str, blob: Blob) -> None:
-        start = self._request("POST", self._url(f"/v2/{repository}/blobs/uploads/"))
-        if start.status_code >= 500:
-            raise _TransientUploadError(f"HTTP {start.status_code} opening the upload")
-        self._check(start, f"starting the upload of {blob.digest}", (202,))
-        location = start.headers.get("Location")
-        if not location:
-            raise PushError(f"registry {self.host} opened an upload without a Location header")
-        url = urljoin(self._url("/"), location)
-        separator = "&" if "?" in url else "?"
-        body = VerifiedStream(blob)
+    def get_manifest(self, repository: str, reference: str) -> tuple[bytes, str]:
+        """The manifest's bytes exactly as served and its media type; checked against
+        `reference` when that is a digest; refused over 4 MiB."""
+        what = f"manifest {repository}:{reference}"
+        response = self.send(
+            "GET",
+            f"/v2/{repository}/manifests/{reference}",
+            scopes=(pull_scope(repository),),
+            headers={"Accept": MANIFEST_ACCEPT},
+            stream=True,
+        )
+        with response:
+            self.check(response, f"GET of {what}", (200,))
+            length = response.headers.get("Content-Length", "")
+            if length.isdigit() and int(length) > MANIFEST_LIMIT:
+                raise PushError(f"registry {self.host}: {what} is {length} bytes, over 4 MiB")
+            data = bytearray()
+            for piece in response.iter_content(64 * 1024):
+                data += piece
+                if len(data) > MANIFEST_LIMIT:
+                    raise PushError(f"registry {self.host}: {what} is over 4 MiB")
+        raw = bytes(data)
+        if reference.startswith("sha256:"):
+            actual = "sha256:" + hashlib.sha256(raw).hexdigest()
+            if actual != reference:
+                raise PushError(f"registry {self.host} served bytes hashing to {actual} for {what}")
+        return raw, _media_type(response.headers.get("Content-Type", ""), raw)
+
+    def open_blob(self, repository: str, digest: str) -> BinaryIO:
+        """A stream of the blob's bytes as stored (no content decoding), redirects followed."""
+        response = self.send(
+            "GET",
+            f"/v2/{repository}/blobs/{digest}",
+            scopes=(pull_scope(repository),),
+            headers={"Accept-Encoding": "identity"},
+            stream=True,
+        )
         try:
-            response = self._session.put(
-                f"{url}{separator}digest={blob.digest}",
-                data=body,
-                headers={"Content-Type": "application/octet-stream"},
-                timeout=TIMEOUT,
-            )
-        except requests.exceptions.RequestException as exc:
-            raise _TransientUploadError(type(exc).__name__) from None
-        if response.status_code >= 500 or response.status_code == 429:
-            raise _TransientUploadError(f"HTTP {response.status_code}")
-        self._check(response, f"upload of {blob.digest}", (201,))
-        echoed = response.headers.get("Docker-Content-Digest")
-        if echoed and echoed != blob.digest:
-            raise PushError(f"registry {self.host} stored blob {blob.digest} under digest {echoed}")
+            self.check(response, f"GET of blob {digest} in {repository}", (200,))
+        except BaseException:
+            response.close()
+            raise
+        return cast(BinaryIO, ResponseStream(response))
+
+    def mount_blob(self, repository: str, digest: str, from_repository: str) -> bool:
+        """Cross-repository mount: True when the registry linked the blob (201).
+
+        On 202 the registry opened an upload session instead. It is kept and reused by the next
+        `upload_blob` of that digest into `repository` (no DELETE: distribution wants a
+        "delete" scope for it, which a pushing token rarely has, and it would cost a request).
+        """
+        query = urlencode({"mount": digest, "from": from_repository})
+        response = self.send(
+            "POST",
+            f"/v2/{repository}/blobs/uploads/?{query}",
+            scopes=(push_scope(repository), pull_scope(from_repository)),
+        )
+        if response.status_code == 201:
+            return True
+        self.check(response, f"mount of {digest} from {from_repository}", (202,))
+        location = response.headers.get("Location")
+        if location:
+            with self._lock:
+                self._mount_sessions[(repository, digest)] = urljoin(self.url("/"), location)
+        return False
+
+    def take_upload_session(self, repository: str, digest: str) -> str | None:
+        """The upload URL a 202 mount left for this blob, once."""
+        with self._lock:
+            return self._mount_sessions.pop((repository, digest), None)
+
+    def upload_blob(self, repository: str, blob: Blob) -> None:
+        """Upload a blob the registry lacks: one streamed PUT up to `chunk_size`, PATCH chunks
+        above it (resumed after a dropped connection); retried a bounded number of times."""
+        upload_blob(self, repository, blob)
 
     def put_manifest(
         self, repository: str, reference: str, manifest: bytes, media_type: str
     ) -> str:
         """PUT a manifest byte for byte; returns the digest the registry reports for it."""
         expected = "sha256:" + hashlib.sha256(manifest).hexdigest()
-        response = self._request(
+        response = self.send(
             "PUT",
-            self._url(f"/v2/{repository}/manifests/{reference}"),
-            data=manifest,
+            f"/v2/{repository}/manifests/{reference}",
+            scopes=(push_scope(repository),),
+            body=lambda: manifest,
             headers={"Content-Type": media_type},
         )
-        self._check(response, f"PUT of manifest {reference}", (200, 201))
+        self.check(response, f"PUT of manifest {reference}", (200, 201))
         digest = response.headers.get("Docker-Content-Digest", expected)
         if digest != expected:
             raise PushError(
@@ -173,48 +333,28 @@ class Registry:
         return digest
 
 
-class _TransientUploadError(Exception):
-    """A failure worth retrying the whole blob upload for (5xx, 429, dropped connection)."""
+def _certificate_problem(exc: BaseException) -> bool:
+    """A TLS failure caused by the certificate (not by a peer that does not speak TLS)."""
+    text = str(exc)
+    return "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text
 
 
-class VerifiedStream:
-    """A request body that streams a blob and refuses to send its last chunk if the bytes lie.
-
-    The registry checks the digest too, but only after it has the whole body; stopping before the
-    last chunk means a bad source never becomes a blob, and we can say which file is wrong.
-    """
-
-    def __init__(self, blob: Blob) -> None:
-        self._blob = blob
-
-    def __len__(self) -> int:
-        return self._blob.size
-
-    def __iter__(self) -> Iterator[bytes]:
-        blob = self._blob
-        hasher = hashlib.sha256()
-        sent = 0
-        with blob.open() as stream:
-            while True:
-                chunk = stream.read(CHUNK)
-                if not chunk:
-                    break
-                sent += len(chunk)
-                hasher.update(chunk)
-                if sent > blob.size:
-                    raise PushError(
-                        f"blob {blob.digest} has more bytes than the {blob.size} declared"
-                    )
-                if sent == blob.size:
-                    actual = "sha256:" + hasher.hexdigest()
-                    if actual != blob.digest:
-                        raise PushError(
-                            f"blob {blob.digest} in the source hashes to {actual}; the image is "
-                            "corrupt (rebuild or re-export it)"
-                        )
-                yield chunk
-        if sent != blob.size:
-            raise PushError(f"blob {blob.digest} has {sent} bytes, {blob.size} declared")
+def _media_type(content_type: str, raw: bytes) -> str:
+    """The served Content-Type, else the document's own mediaType, else its shape."""
+    served = content_type.split(";", maxsplit=1)[0].strip()
+    if served in MANIFEST_TYPES | INDEX_TYPES:
+        return served
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return served
+    if isinstance(doc, dict):
+        own = doc.get("mediaType")
+        if isinstance(own, str) and own:
+            return own
+        if doc.get("schemaVersion") == 2:
+            return OCI_INDEX if "manifests" in doc else OCI_MANIFEST
+    return served
 
 
 def _error_detail(response: requests.Response) -> str:
@@ -222,6 +362,6 @@ def _error_detail(response: requests.Response) -> str:
     try:
         errors = response.json().get("errors") or []
         codes = [str(e.get("code", "")) for e in errors if isinstance(e, dict)]
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, requests.exceptions.RequestException):
         return ""
     return f": {', '.join(c for c in codes if c)}" if any(codes) else ""

@@ -1,22 +1,31 @@
-"""The push engine: blobs the registry lacks (in parallel, streamed, verified), then manifests.
+"""The push engine: one image to one or more registries, each blob read from the source once.
 
 Order is the safety property: every blob before any manifest, child manifests before their
 index, and tags last, so an interrupted push never leaves a tag that points at missing content.
+Tag conflicts are found before the first upload, so a refused push changes nothing.
 """
 
 from __future__ import annotations
 
+import io
 import logging
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import BinaryIO, cast
 
+from gitlab_xacct.errors import PushError
 from gitlab_xacct.registry.client import Registry
 from gitlab_xacct.registry.image import Blob, ImageIndex, ImageManifest, SourceImage
+from gitlab_xacct.registry.progress import Progress
+from gitlab_xacct.registry.tee import Tee
 
 log = logging.getLogger(__name__)
 
-PARALLEL_UPLOADS = 4
+DEFAULT_PARALLELISM = 4
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,6 +38,8 @@ class PushResult:
     blobs_uploaded: int
     bytes_uploaded: int
     blobs_present: int
+    blobs_mounted: int = 0
+    tags_kept: tuple[str, ...] = ()  # already there (same digest) or skipped on request
 
     @property
     def uri(self) -> str:
@@ -39,32 +50,120 @@ class PushResult:
         return f"{self.host}/{self.repository}:{tag}@{self.digest}"
 
 
+@dataclass(frozen=True)
+class Target:
+    registry: Registry
+    repository: str
+    immutable_tags: bool = False  # ECR's imageTagMutability, when known
+
+    @property
+    def where(self) -> str:
+        return f"{self.registry.host}/{self.repository}"
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    parallelism: int = DEFAULT_PARALLELISM
+    skip_existing_tags: bool = False
+
+
+@dataclass
+class _Tally:
+    uploaded: list[Blob] = field(default_factory=list)
+    present: int = 0
+    mounted: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, blob: Blob, how: str) -> None:
+        with self.lock:
+            if how == "uploaded":
+                self.uploaded.append(blob)
+            elif how == "mounted":
+                self.mounted += 1
+            else:
+                self.present += 1
+
+
 def push_image(
-    registry: Registry, repository: str, image: SourceImage, tags: tuple[str, ...]
+    registry: Registry,
+    repository: str,
+    image: SourceImage,
+    tags: tuple[str, ...],
+    *,
+    options: EngineOptions | None = None,
 ) -> PushResult:
-    if not tags:
-        raise ValueError("push_image needs at least one tag")
+    return push_many([Target(registry, repository)], image, tags, options=options)[0]
+
+
+def push_many(
+    targets: Sequence[Target],
+    image: SourceImage,
+    tags: tuple[str, ...],
+    *,
+    options: EngineOptions | None = None,
+) -> list[PushResult]:
+    if not tags or not targets:
+        raise ValueError("push_many needs at least one target and one tag")
+    options = options or EngineOptions()
+    to_tag = [_plan_tags(t, image.digest, tags, options) for t in targets]  # before any upload
     children = image.children if isinstance(image, ImageIndex) else (image,)
     blobs = _unique_blobs(children)
-    uploaded, present = _push_blobs(registry, repository, blobs)
+    tallies = [_Tally() for _ in targets]
+    with Progress(sum(b.size for b in blobs), len(blobs)) as progress:
+        _run_all(
+            [partial(_blob_everywhere, blob, targets, tallies, progress) for blob in blobs],
+            options.parallelism,
+        )
+    results = []
+    for target, tally, wanted in zip(targets, tallies, to_tag, strict=True):
+        if isinstance(image, ImageIndex):
+            for child in children:
+                target.registry.put_manifest(
+                    target.repository, child.digest, child.manifest, child.media_type
+                )
+        for tag in wanted:
+            digest = target.registry.put_manifest(
+                target.repository, tag, image.manifest, image.media_type
+            )
+            log.info("tagged %s:%s -> %s", target.where, tag, digest)
+        results.append(
+            PushResult(
+                host=target.registry.host,
+                repository=target.repository,
+                digest=image.digest,
+                tags=tags,
+                media_type=image.media_type,
+                blobs_uploaded=len(tally.uploaded),
+                bytes_uploaded=sum(b.size for b in tally.uploaded),
+                blobs_present=tally.present,
+                blobs_mounted=tally.mounted,
+                tags_kept=tuple(t for t in tags if t not in wanted),
+            )
+        )
+    return results
 
-    if isinstance(image, ImageIndex):
-        for child in children:
-            registry.put_manifest(repository, child.digest, child.manifest, child.media_type)
-    digest = ""
+
+def _plan_tags(
+    target: Target, digest: str, tags: tuple[str, ...], options: EngineOptions
+) -> tuple[str, ...]:
+    """The tags to PUT: a tag already at this digest is left alone; a tag at another digest is
+    skipped on request, refused in an immutable repository, overwritten otherwise."""
+    wanted = []
     for tag in tags:
-        digest = registry.put_manifest(repository, tag, image.manifest, image.media_type)
-        log.info("tagged %s:%s -> %s", repository, tag, digest)
-    return PushResult(
-        host=registry.host,
-        repository=repository,
-        digest=digest,
-        tags=tags,
-        media_type=image.media_type,
-        blobs_uploaded=len(uploaded),
-        bytes_uploaded=sum(b.size for b in uploaded),
-        blobs_present=len(present),
-    )
+        current = target.registry.manifest_digest(target.repository, tag)
+        if current == digest:
+            log.info("tag %s:%s is already at %s", target.where, tag, digest)
+        elif current is not None and options.skip_existing_tags:
+            log.info("tag %s:%s exists (at %s); skipped as asked", target.where, tag, current)
+        elif current is not None and target.immutable_tags:
+            raise PushError(
+                f"tag {tag} of {target.where} already points at {current}, and the repository's "
+                f"tags are immutable; this image is {digest}: push a new tag, or set "
+                "XACCT_SKIP_EXISTING_TAGS=true to leave existing tags alone"
+            )
+        else:
+            wanted.append(tag)
+    return tuple(wanted)
 
 
 def _unique_blobs(images: tuple[ImageManifest, ...]) -> list[Blob]:
@@ -76,43 +175,97 @@ def _unique_blobs(images: tuple[ImageManifest, ...]) -> list[Blob]:
     return list(seen.values())
 
 
-def _push_blobs(
-    registry: Registry, repository: str, blobs: list[Blob]
-) -> tuple[list[Blob], list[Blob]]:
-    def push_one(blob: Blob) -> bool:
-        if registry.blob_exists(repository, blob.digest):
-            log.info("exists   %s (%s)", blob.digest, _size(blob.size))
-            return False
-        started = time.monotonic()
-        registry.upload_blob(repository, blob)
-        elapsed = max(time.monotonic() - started, 1e-6)
-        log.info(
-            "uploaded %s (%s in %.1f s, %s/s)",
-            blob.digest,
-            _size(blob.size),
-            elapsed,
-            _size(int(blob.size / elapsed)),
-        )
+def _blob_everywhere(
+    blob: Blob, targets: Sequence[Target], tallies: list[_Tally], progress: Progress
+) -> None:
+    """Upload where missing, reading the source once: one upload per registry (a tee when
+    there are several), then cross-repository mounts inside each registry."""
+    missing = []
+    for target, tally in zip(targets, tallies, strict=True):
+        if target.registry.blob_exists(target.repository, blob.digest):
+            tally.add(blob, "present")
+        else:
+            missing.append((target, tally))
+    if not missing:
+        progress.advance(blob.size)
+        progress.blob_done(blob.digest, blob.size, 0.0, "exists")
+        return
+    groups: dict[str, list[tuple[Target, _Tally]]] = {}
+    for pair in missing:
+        groups.setdefault(pair[0].registry.base_url, []).append(pair)
+    firsts = [group[0] for group in groups.values()]
+    started = time.monotonic()
+    _upload(blob, firsts, progress)
+    progress.blob_done(blob.digest, blob.size, time.monotonic() - started)
+    for _, tally in firsts:
+        tally.add(blob, "uploaded")
+    for (source, _), *others in groups.values():
+        for target, tally in others:
+            if target.registry.mount_blob(target.repository, blob.digest, source.repository):
+                tally.add(blob, "mounted")
+                log.info("mounted  %s into %s from %s", blob.digest, target.where,
+                         source.repository)  # fmt: skip
+            else:  # the registry answered 202: no mount here, upload after all
+                target.registry.upload_blob(target.repository, blob)
+                tally.add(blob, "uploaded")
+
+
+def _upload(blob: Blob, uploaders: list[tuple[Target, _Tally]], progress: Progress) -> None:
+    for target, _ in uploaders:
+        progress.blob_started(blob.digest, blob.size, target.where)
+    if len(uploaders) == 1:
+        target = uploaders[0][0]
+        target.registry.upload_blob(target.repository, _counted(blob, progress))
+        return
+    tee = Tee(blob, len(uploaders), progress.advance)
+
+    def upload(number: int) -> None:
+        target = uploaders[number][0]
+        try:
+            target.registry.upload_blob(target.repository, tee.blobs[number])
+        finally:
+            tee.done(number)
+
+    _run_all([tee.feed, *[partial(upload, n) for n in range(len(uploaders))]], len(uploaders) + 1)
+
+
+def _counted(blob: Blob, progress: Progress) -> Blob:
+    def open_() -> BinaryIO:
+        return cast(BinaryIO, _CountingReader(blob.open(), progress))
+
+    return Blob(digest=blob.digest, size=blob.size, media_type=blob.media_type, open=open_)
+
+
+class _CountingReader(io.RawIOBase):
+    """The source stream, telling progress how many bytes went by."""
+
+    def __init__(self, stream: BinaryIO, progress: Progress) -> None:
+        super().__init__()
+        self._stream = stream
+        self._progress = progress
+
+    def readable(self) -> bool:
         return True
 
-    with ThreadPoolExecutor(max_workers=PARALLEL_UPLOADS, thread_name_prefix="upload") as pool:
-        futures = [pool.submit(push_one, blob) for blob in blobs]
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self._stream.read(len(buffer))
+        buffer[: len(data)] = data
+        self._progress.advance(len(data))
+        return len(data)
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
+
+
+def _run_all(tasks: Sequence[Callable[[], object]], workers: int) -> None:
+    """Run callables in a bounded pool; at the first failure, cancel what has not started."""
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="push") as pool:
+        futures: list[Future[object]] = [pool.submit(task) for task in tasks]
         try:
-            outcomes = [future.result() for future in futures]
+            for future in futures:
+                future.result()
         except BaseException:
-            # Stop queued uploads at the first failure; those under way finish or fail on their own.
             for future in futures:
                 future.cancel()
             raise
-    uploaded = [b for b, sent in zip(blobs, outcomes, strict=True) if sent]
-    present = [b for b, sent in zip(blobs, outcomes, strict=True) if not sent]
-    return uploaded, present
-
-
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")

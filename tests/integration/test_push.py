@@ -77,6 +77,7 @@ def test_pushes_an_oci_layout_with_every_tag_at_one_digest(
         f"XACCT_IMAGE_URI={host}/team/app@{digest}",
         f"XACCT_IMAGE_DIGEST={digest}",
         "XACCT_IMAGE_TAGS=oci-1,oci-latest",
+        f"XACCT_IMAGE_URIS={host}/team/app@{digest}",
     ]
     layers = [d["digest"] for d in manifest["layers"]]  # type: ignore[attr-defined]
     for tag in ("oci-1", "oci-latest"):
@@ -96,7 +97,7 @@ def test_second_push_uploads_nothing(job: Job, umoci_layout: Path) -> None:
     assert second.returncode == 0, second.stderr
     _, manifest = layout_manifest(umoci_layout, "demo")
     blobs = len(manifest["layers"]) + 1  # type: ignore[arg-type]
-    assert f"(0 blobs uploaded, {blobs} already present)" in second.stderr
+    assert f"(0 blobs uploaded, 0 mounted, {blobs} already present)" in second.stderr
     assert "uploaded sha256" not in second.stderr
 
 

@@ -1,10 +1,10 @@
 """A reverse proxy on 127.0.0.1 that forwards to one upstream and can fail chosen requests.
 
 Put it between a client and moto (or the registry) to prove retries: ``fail_next`` answers the
-next N matching requests itself (e.g. 400 Throttling in STS's XML, 503 with Retry-After), every
-other request goes through. It counts requests per AWS action (``Action=`` of a query API in
-the query string or the form body, or the ``X-Amz-Target`` of a JSON API such as ECR) and per
-method and path.
+next N matching requests itself (e.g. 400 Throttling in STS's XML, 503 with Retry-After),
+``drop_next`` cuts their connection after part of the body; every other request goes through.
+It counts requests per AWS action (``Action=`` of a query API in the query string or the form
+body, or the ``X-Amz-Target`` of a JSON API such as ECR) and per method and path.
 
 Headers pass through unchanged, Host included: SigV4 signs the Host header, and moto in auth
 mode recomputes the signature from the Host it receives, so a rewritten Host fails with
@@ -100,6 +100,7 @@ class Fault:
     matches: Callable[[RequestInfo], bool]
     remaining: int
     served: int = 0
+    drop_after: int | None = None  # read this many body bytes, then cut the connection
 
 
 def _matcher(
@@ -220,6 +221,9 @@ class _Handler(BaseHTTPRequestHandler):
             form = body.read_all()
         info = RequestInfo(self.command, path, query, headers, _action_of(query, headers, form))
         fault = self.owner._arrived(info)
+        if fault is not None and fault.drop_after is not None:
+            self._drop(body, fault.drop_after)
+            return
         if fault is not None:
             body.drain()  # the connection stays usable for the client's next request
             self._answer(fault.status, fault.headers, fault.body)
@@ -227,6 +231,18 @@ class _Handler(BaseHTTPRequestHandler):
         self._forward(body, form)
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _handle
+
+    def _drop(self, body: _Body, after: int) -> None:
+        """A connection lost mid-request: read `after` bytes of the body, then cut both ways
+        without an answer. The upstream never sees the request."""
+        received = 0
+        for piece in body.chunks():
+            received += len(piece)
+            if received >= after:
+                break
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
 
     def _answer(self, status: int, headers: tuple[tuple[str, str], ...], body: bytes) -> None:
         self.send_response_only(status)
@@ -422,6 +438,29 @@ class FaultProxy:
             headers=tuple(extra),
             matches=_matcher(action, method, path, predicate),
             remaining=count,
+        )
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def drop_next(
+        self,
+        count: int,
+        *,
+        after_bytes: int,
+        method: str | None = None,
+        path: str | re.Pattern[str] | None = None,
+        predicate: Callable[[RequestInfo], bool] | None = None,
+    ) -> Fault:
+        """Cut the connection of the next `count` matching requests after `after_bytes` bytes
+        of their body (0: before reading any), as a dying load balancer would."""
+        fault = Fault(
+            status=0,
+            body=b"",
+            headers=(),
+            matches=_matcher(None, method, path, predicate),
+            remaining=count,
+            drop_after=after_bytes,
         )
         with self._lock:
             self._faults.append(fault)

@@ -63,10 +63,12 @@ def result(tags: tuple[str, ...] = ("a1b2c3d4", "v1")) -> PushResult:
 
 
 def test_dotenv_report_names_the_immutable_reference() -> None:
-    assert dotenv_lines(result()).splitlines() == [
-        f"XACCT_IMAGE_URI=222222222222.dkr.ecr.eu-west-1.amazonaws.com/team/app@{DIGEST}",
+    uri = f"222222222222.dkr.ecr.eu-west-1.amazonaws.com/team/app@{DIGEST}"
+    assert dotenv_lines([result()]).splitlines() == [
+        f"XACCT_IMAGE_URI={uri}",
         f"XACCT_IMAGE_DIGEST={DIGEST}",
         "XACCT_IMAGE_TAGS=a1b2c3d4,v1",
+        f"XACCT_IMAGE_URIS={uri}",
     ]
 
 

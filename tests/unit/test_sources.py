@@ -49,7 +49,10 @@ from tests.imagefactory import (
 )
 
 LAYERS = [make_layer({"etc/hello": b"hello\n"}), make_layer({"usr/bin/tool": b"#!/bin/sh\n"})]
-FORMS = "oci:PATH[:REF], oci-archive:FILE[:REF] or docker-archive:FILE[:NAME:TAG|:@N]"
+FORMS = (
+    "oci:PATH[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:NAME:TAG|:@N] or "
+    "docker://HOST/REPO[:TAG|@DIGEST]"
+)
 
 
 def load(spec: str) -> SourceImage:
@@ -122,7 +125,6 @@ def test_parse_source_accepts_containers_image_syntax(
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        ("docker://registry.example.com/app:1", "a later release adds it"),
         ("dir:/tmp/image", "unknown transport 'dir'"),
         ("containers-storage:app", "unknown transport 'containers-storage'"),
         ("image.tar", "no transport"),

@@ -1,0 +1,321 @@
+"""Blob transfers: the download stream, and uploads as one streamed PUT or as PATCH chunks that
+resume where the registry says it is.
+
+Monolithic (POST, then PUT with the whole body and `?digest=`) is the fewest round trips and what
+ECR needs. Above `Registry.chunk_size` a blob goes up in PATCH chunks with `Content-Range`; when
+a connection drops mid-chunk, a GET on the upload URL tells how many bytes the registry holds
+(`Range: 0-N`) and the upload goes on from byte N+1. Either way the bytes are hashed on the way
+and the last byte is never sent when the digest is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import re
+import time
+from collections.abc import Iterator
+from functools import partial
+from typing import TYPE_CHECKING, BinaryIO
+from urllib.parse import urljoin
+
+import requests
+
+from gitlab_xacct.errors import PushError, RegistryUnreachable
+from gitlab_xacct.registry.auth import push_scope
+from gitlab_xacct.registry.image import Blob
+
+if TYPE_CHECKING:
+    from gitlab_xacct.registry.client import Registry
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1024 * 1024  # read and send blobs a MiB at a time: flat memory, few syscalls
+UPLOAD_ATTEMPTS = 3  # whole uploads per blob; and resumes per chunked upload
+_RANGE = re.compile(r"(?:bytes=)?(\d+)-(\d+)")
+_OCTETS = "application/octet-stream"
+
+
+class _Transient(Exception):
+    """Worth starting the blob's upload over: 5xx, 429, dropped connection, lost session."""
+
+
+def upload_blob(registry: Registry, repository: str, blob: Blob) -> None:
+    chunked = 0 < registry.chunk_size < blob.size
+    for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+        try:
+            if chunked:
+                _chunked(registry, repository, blob)
+            else:
+                _monolithic(registry, repository, blob)
+        except _Transient as exc:
+            if attempt == UPLOAD_ATTEMPTS:
+                raise PushError(
+                    f"upload of {blob.digest} failed after {attempt} attempts: {exc}"
+                ) from None
+            log.warning("upload of %s failed (%s); retrying", blob.digest, exc)
+            time.sleep(0.5 * 2**attempt)
+        else:
+            return
+
+
+def _open_session(registry: Registry, repository: str, blob: Blob) -> tuple[str, bool]:
+    """The upload URL: one a 202 mount left for this blob (reused), else a fresh POST."""
+    left = registry.take_upload_session(repository, blob.digest)
+    if left:
+        return left, True
+    start = registry.send("POST", f"/v2/{repository}/blobs/uploads/", scopes=_scopes(repository))
+    if start.status_code >= 500 or start.status_code == 429:
+        raise _Transient(f"HTTP {start.status_code} opening the upload")
+    registry.check(start, f"starting the upload of {blob.digest}", (202,))
+    return _location(registry, start, None), False
+
+
+def _monolithic(registry: Registry, repository: str, blob: Blob) -> None:
+    url, reused = _open_session(registry, repository, blob)
+    try:
+        response = registry.send(
+            "PUT",
+            _with_digest(url, blob.digest),
+            scopes=_scopes(repository),
+            body=partial(VerifiedStream, blob),
+            headers={"Content-Type": _OCTETS},
+        )
+    except RegistryUnreachable as exc:
+        raise _Transient(str(exc)) from None
+    _finish(registry, response, blob, reused)
+
+
+def _chunked(registry: Registry, repository: str, blob: Blob) -> None:
+    url, reused = _open_session(registry, repository, blob)
+    reader = _Reader(blob)
+    offset = resumes = 0
+    try:
+        while offset < blob.size:
+            length = min(registry.chunk_size, blob.size - offset)
+            try:
+                response: requests.Response | None = registry.send(
+                    "PATCH",
+                    url,
+                    scopes=_scopes(repository),
+                    body=partial(reader.piece, offset, length),
+                    headers={
+                        "Content-Type": _OCTETS,
+                        "Content-Range": f"{offset}-{offset + length - 1}",
+                    },
+                )
+                reason = ""
+            except RegistryUnreachable as exc:
+                response, reason = None, str(exc)
+            if response is not None and response.status_code == 202:
+                url = _location(registry, response, url)
+                offset = _held(response.headers.get("Range"), offset, offset + length, blob)
+                continue
+            if response is not None:
+                status = response.status_code
+                if status == 404 and reused:
+                    raise _Transient("the upload session left by the mount has expired")
+                if status < 500 and status not in (408, 416, 429):
+                    registry.check(response, f"upload of {blob.digest} (PATCH)", (202,))
+                reason = f"HTTP {status}"
+            resumes += 1
+            if resumes > UPLOAD_ATTEMPTS:
+                raise _Transient(f"{reason}, {resumes - 1} resumes already")
+            url, offset = _status(registry, repository, url, offset, blob)
+            log.warning(
+                "upload of %s interrupted (%s); resuming at byte %d", blob.digest, reason, offset
+            )
+        try:
+            response = registry.send(
+                "PUT", _with_digest(url, blob.digest), scopes=_scopes(repository)
+            )
+        except RegistryUnreachable as exc:
+            raise _Transient(str(exc)) from None
+        _finish(registry, response, blob, reused=False)
+    finally:
+        reader.close()
+
+
+def _status(
+    registry: Registry, repository: str, url: str, acked: int, blob: Blob
+) -> tuple[str, int]:
+    """Where the registry is: GET on the upload URL, `Range: 0-N` (N+1 bytes held)."""
+    try:
+        response = registry.send("GET", url, scopes=_scopes(repository))
+    except RegistryUnreachable as exc:
+        raise _Transient(str(exc)) from None
+    if response.status_code != 204:
+        raise _Transient(f"the registry lost the upload session (HTTP {response.status_code})")
+    return _location(registry, response, url), _held(
+        response.headers.get("Range"), acked, None, blob
+    )
+
+
+def _held(header: str | None, acked: int, expected: int | None, blob: Blob) -> int:
+    """Bytes the registry holds, from its `Range` answer; `expected` when it does not say."""
+    match = _RANGE.fullmatch((header or "").strip())
+    if match is None:
+        if expected is None:
+            raise _Transient("the registry did not say how much of the upload it holds")
+        return expected
+    start, end = int(match[1]), int(match[2])
+    # distribution answers "0-0" for an empty upload too: ambiguous only before any byte.
+    held = 0 if (start, end) == (0, 0) and acked == 0 and expected is None else end + 1
+    if start != 0 or held > blob.size or (expected is not None and held > expected):
+        raise PushError(f"upload of {blob.digest}: the registry claims bytes {header}")
+    return held
+
+
+def _finish(registry: Registry, response: requests.Response, blob: Blob, reused: bool) -> None:
+    if response.status_code >= 500 or response.status_code == 429:
+        raise _Transient(f"HTTP {response.status_code}")
+    if response.status_code == 404 and reused:
+        raise _Transient("the upload session left by the mount has expired")
+    registry.check(response, f"upload of {blob.digest}", (201,))
+    echoed = response.headers.get("Docker-Content-Digest")
+    if echoed and echoed != blob.digest:
+        raise PushError(f"registry {registry.host} stored blob {blob.digest} under digest {echoed}")
+
+
+def _scopes(repository: str) -> tuple[str, ...]:
+    return (push_scope(repository),)
+
+
+def _location(registry: Registry, response: requests.Response, current: str | None) -> str:
+    location = response.headers.get("Location")
+    if location:
+        return urljoin(registry.url("/"), location)
+    if current is None:
+        raise PushError(f"registry {registry.host} opened an upload without a Location header")
+    return current
+
+
+def _with_digest(url: str, digest: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}digest={digest}"
+
+
+class _Reader:
+    """The blob's bytes in order, hashed on the way: its last byte is refused when the hash is
+    wrong. Going back (a resume) opens the blob again and re-reads up to the offset."""
+
+    def __init__(self, blob: Blob) -> None:
+        self._blob = blob
+        self._stream: BinaryIO | None = None
+        self._hasher = hashlib.sha256()
+        self._position = 0
+
+    def piece(self, offset: int, length: int) -> _Piece:
+        """A request body of `length` bytes from `offset`."""
+        if self._stream is None or self._position > offset:
+            self.close()
+            self._stream = self._blob.open()
+            self._hasher = hashlib.sha256()
+            self._position = 0
+        while self._position < offset:
+            self._read(min(CHUNK, offset - self._position))
+        return _Piece(self, length)
+
+    def _read(self, size: int) -> bytes:
+        blob = self._blob
+        if self._stream is None:
+            raise RuntimeError("piece() opens the stream before any read")
+        data = self._stream.read(size)
+        if not data:
+            raise PushError(f"blob {blob.digest} has {self._position} bytes, {blob.size} declared")
+        self._position += len(data)
+        self._hasher.update(data)
+        if self._position > blob.size or (self._position == blob.size and self._stream.read(1)):
+            raise PushError(f"blob {blob.digest} has more bytes than the {blob.size} declared")
+        if self._position == blob.size:
+            actual = "sha256:" + self._hasher.hexdigest()
+            if actual != blob.digest:
+                raise PushError(
+                    f"blob {blob.digest} in the source hashes to {actual}; the image is corrupt "
+                    "(rebuild or re-export it)"
+                )
+        return data
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
+
+class _Piece:
+    """One PATCH body: `len()` gives requests its Content-Length, iteration streams it."""
+
+    def __init__(self, reader: _Reader, length: int) -> None:
+        self._reader = reader
+        self._length = length
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __iter__(self) -> Iterator[bytes]:
+        left = self._length
+        while left:
+            data = self._reader._read(min(CHUNK, left))
+            left -= len(data)
+            yield data
+
+
+class VerifiedStream:
+    """A request body that streams a blob and refuses to send its last chunk if the bytes lie.
+
+    The registry checks the digest too, but only after it has the whole body; stopping before the
+    last chunk means a bad source never becomes a blob, and we can say which file is wrong.
+    """
+
+    def __init__(self, blob: Blob) -> None:
+        self._blob = blob
+
+    def __len__(self) -> int:
+        return self._blob.size
+
+    def __iter__(self) -> Iterator[bytes]:
+        blob = self._blob
+        hasher = hashlib.sha256()
+        sent = 0
+        with blob.open() as stream:
+            while True:
+                chunk = stream.read(CHUNK)
+                if not chunk:
+                    break
+                sent += len(chunk)
+                hasher.update(chunk)
+                if sent > blob.size:
+                    raise PushError(
+                        f"blob {blob.digest} has more bytes than the {blob.size} declared"
+                    )
+                if sent == blob.size:
+                    actual = "sha256:" + hasher.hexdigest()
+                    if actual != blob.digest:
+                        raise PushError(
+                            f"blob {blob.digest} in the source hashes to {actual}; the image is "
+                            "corrupt (rebuild or re-export it)"
+                        )
+                yield chunk
+        if sent != blob.size:
+            raise PushError(f"blob {blob.digest} has {sent} bytes, {blob.size} declared")
+
+
+class ResponseStream(io.RawIOBase):
+    """A blob response body as a binary stream: raw bytes (no content decoding), closed with
+    the response."""
+
+    def __init__(self, response: requests.Response) -> None:
+        super().__init__()
+        self._response = response
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self._response.raw.read(len(buffer), decode_content=False)
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._response.close()
+        super().close()
