@@ -190,7 +190,7 @@ class PushSettings:
             source = parse_source(source_value)
         except ConfigError as exc:
             raise ConfigError(f"{source_origin}: {exc}") from None
-        platforms = r.list("platforms")
+        platforms, platforms_origin = platform_list(r)
         dotenv = r.get("dotenv")
         return cls(
             destinations=_destinations(r),
@@ -198,10 +198,8 @@ class PushSettings:
             source_origin=source_origin,
             tags=_tags(r),
             create_repository=r.boolean("create_repository"),
-            platforms=tuple(parse_platform(p, platforms[1]) for p in platforms[0])
-            if platforms
-            else (),
-            platforms_origin=platforms[1] if platforms else "XACCT_PLATFORMS",
+            platforms=platforms,
+            platforms_origin=platforms_origin,
             engine=engine_options(r),
             dotenv=_report_path(*dotenv) if dotenv else None,
             debug=r.boolean("debug"),
@@ -223,6 +221,13 @@ class PushSettings:
             ("create repository", str(self.create_repository).lower()),
             ("parallel uploads", str(self.engine.parallelism)),
         ]
+
+
+def platform_list(r: Resolver) -> tuple[tuple[Platform, ...], str]:
+    listed = r.list("platforms")
+    if not listed:
+        return (), "XACCT_PLATFORMS"
+    return tuple(parse_platform(p, listed[1]) for p in listed[0]), listed[1]
 
 
 def engine_options(r: Resolver) -> EngineOptions:

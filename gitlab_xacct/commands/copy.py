@@ -17,14 +17,22 @@ from gitlab_xacct import log as xlog
 from gitlab_xacct import validate
 from gitlab_xacct.docker_config import registry_host
 from gitlab_xacct.errors import ConfigError
-from gitlab_xacct.options import COMMON_OPTIONS, COPY_OPTIONS, Resolver, check_unknown_variables
+from gitlab_xacct.options import (
+    COMMON_OPTIONS,
+    COPY_OPTIONS,
+    ENGINE_OPTIONS,
+    Resolver,
+    check_unknown_variables,
+)
 from gitlab_xacct.registry.client import DEFAULT_CHUNK_SIZE
 from gitlab_xacct.registry.image import ImageIndex, SourceImage
-from gitlab_xacct.registry.push import PushResult, push_image
+from gitlab_xacct.registry.platforms import Platform, choose_platforms
+from gitlab_xacct.registry.push import EngineOptions, PushResult, push_image
 from gitlab_xacct.registry.reference import ImageReference, parse_reference
 from gitlab_xacct.registry.remote import Access, connect, lookup_credentials
 from gitlab_xacct.registry.sources import SourceSpec, open_source, parse_source
 from gitlab_xacct.secrets import register
+from gitlab_xacct.settings import engine_options, platform_list
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -42,9 +50,12 @@ class CopySettings:
     destination: ImageReference
     destination_access: Access
     tags: tuple[str, ...]
+    platforms: tuple[Platform, ...]
+    platforms_origin: str
+    engine: EngineOptions
     debug: bool
 
-    OPTIONS = (*COPY_OPTIONS, *COMMON_OPTIONS)
+    OPTIONS = (*COPY_OPTIONS, *ENGINE_OPTIONS, *COMMON_OPTIONS)
 
     @classmethod
     def from_env(
@@ -62,6 +73,7 @@ class CopySettings:
         listed = r.list("insecure_registries")
         insecure = frozenset(registry_host(h) for h in listed[0]) if listed else frozenset()
         chunk_size = _chunk_size(r.get("chunk_size"))
+        platforms, platforms_origin = platform_list(r)
 
         def access(host: str, dest: str) -> Access:
             credentials, origin = lookup_credentials(host, env, r.get(dest))
@@ -80,6 +92,9 @@ class CopySettings:
             destination=destination,
             destination_access=access(destination.api_host, "dest_creds"),
             tags=_tags(destination, r),
+            platforms=platforms,
+            platforms_origin=platforms_origin,
+            engine=engine_options(r),
             debug=r.boolean("debug"),
         )
 
@@ -123,7 +138,9 @@ def copy(settings: CopySettings, env: Mapping[str, str]) -> PushResult:
             connect(destination.api_host, access, auth_hint=hint) as registry,
         ):
             registry.ping()
-            result = push_image(registry, destination.repository, image, settings.tags)
+            result = push_image(
+                registry, destination.repository, image, settings.tags, options=settings.engine
+            )
     log.info(
         "copied %s (%d blobs uploaded, %d already present)",
         result.uri,
@@ -142,7 +159,7 @@ def _open(settings: CopySettings, env: Mapping[str, str]) -> Iterator[SourceImag
             )
         except ConfigError as exc:
             raise ConfigError(f"SRC: {exc}") from None
-        yield image
+        yield choose_platforms(image, settings.platforms, settings.platforms_origin)
 
 
 def _positional(

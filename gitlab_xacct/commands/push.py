@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -13,7 +12,7 @@ from gitlab_xacct.aws.identity import assume_target
 from gitlab_xacct.errors import ConfigError
 from gitlab_xacct.registry.client import Credentials, Registry
 from gitlab_xacct.registry.image import ImageIndex, SourceImage
-from gitlab_xacct.registry.platforms import filter_index
+from gitlab_xacct.registry.platforms import choose_platforms
 from gitlab_xacct.registry.push import PushResult, Target, push_many
 from gitlab_xacct.registry.sources import open_source
 from gitlab_xacct.report import dotenv_lines, write_atomically
@@ -26,7 +25,7 @@ def push(settings: PushSettings, env: Mapping[str, str]) -> list[PushResult]:
     """The whole job as a library call; one result per destination, in order."""
     # The source is opened first: a bad archive is the user's to fix and costs no AWS call,
     # and all input is known good before the log says anything.
-    with _open(settings) as image, ExitStack() as clients:
+    with _open(settings, env) as image, ExitStack() as clients:
         log.info("gitlab-xacct push")
         for key, value in settings.summary():
             log.info("  %-18s %s", key + ":", value)
@@ -87,28 +86,15 @@ def _connect(
 
 
 @contextmanager
-def _open(settings: PushSettings) -> Iterator[SourceImage]:
-    """Open the source (naming its variable when unreadable) and apply XACCT_PLATFORMS."""
+def _open(settings: PushSettings, env: Mapping[str, str]) -> Iterator[SourceImage]:
+    """Open the source (naming its variable when unreadable) and apply XACCT_PLATFORMS.
+
+    A docker:// source finds its credentials in `env` (XACCT_SRC_CREDS, the Docker config,
+    CI_REGISTRY_*), as `copy` does.
+    """
     with ExitStack() as stack:
         try:
-            image = stack.enter_context(open_source(settings.source))
+            image = stack.enter_context(open_source(settings.source, env=env))
         except ConfigError as exc:
             raise ConfigError(f"{settings.source_origin}: {exc}") from None
-        yield _only_platforms(image, settings) if settings.platforms else image
-
-
-def _only_platforms(image: SourceImage, settings: PushSettings) -> SourceImage:
-    if isinstance(image, ImageIndex):
-        return filter_index(image, settings.platforms, settings.platforms_origin)
-    # A single-platform image: it must be one of those asked for, or the job is mistaken.
-    with image.config.open() as stream:
-        config = json.loads(stream.read(32 * 1024 * 1024))
-    found = {"os": config.get("os"), "architecture": config.get("architecture")}
-    if config.get("variant"):
-        found["variant"] = config["variant"]
-    if not any(p.matches(found) for p in settings.platforms):
-        raise ConfigError(
-            f"{settings.platforms_origin}: the image is {found['os']}/{found['architecture']}, "
-            f"not one of {', '.join(map(str, settings.platforms))}"
-        )
-    return image
+        yield choose_platforms(image, settings.platforms, settings.platforms_origin)

@@ -8,7 +8,9 @@ import json
 from dataclasses import dataclass
 
 from gitlab_xacct.errors import ConfigError
-from gitlab_xacct.registry.image import ImageIndex
+from gitlab_xacct.registry.image import ImageIndex, SourceImage
+
+CONFIG_LIMIT = 32 * 1024 * 1024  # an image config is small; a bigger one is not a config
 
 # GOOS/GOARCH values the OCI image spec points to; a typo gets a "did you mean".
 KNOWN_OS = (
@@ -101,3 +103,22 @@ def _describe(platform: object) -> str:
     return f"{platform.get('os')}/{platform.get('architecture')}" + (
         f"/{variant}" if variant else ""
     )
+
+
+def choose_platforms(image: SourceImage, wanted: tuple[Platform, ...], origin: str) -> SourceImage:
+    """XACCT_PLATFORMS applied: an index filtered; a single-platform image must be one asked
+    for, or the job is mistaken. Nothing asked: the image as it is."""
+    if not wanted:
+        return image
+    if isinstance(image, ImageIndex):
+        return filter_index(image, wanted, origin)
+    with image.config.open() as stream:
+        config = json.loads(stream.read(CONFIG_LIMIT))
+    found = {"os": config.get("os"), "architecture": config.get("architecture")}
+    if config.get("variant"):
+        found["variant"] = config["variant"]
+    if not any(p.matches(found) for p in wanted):
+        raise ConfigError(
+            f"{origin}: the image is {_describe(found)}, not one of {', '.join(map(str, wanted))}"
+        )
+    return image

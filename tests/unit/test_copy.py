@@ -151,6 +151,22 @@ def test_copies_a_layout_into_a_registry_byte_for_byte(
     assert server.requests_to("PATCH")  # the 1 KiB chunk size reached the uploads
 
 
+def test_copy_filters_platforms_and_takes_the_engine_options(
+    tmp_path: Path, registries: dict[str, FakeRegistry]
+) -> None:
+    layout = write_oci_index_layout(tmp_path / "multi")
+    chosen = settings(
+        src=f"oci:{tmp_path / 'multi'}:latest", platforms=["linux/arm64"], parallelism="2"
+    )
+    assert chosen.engine.parallelism == 2
+    result = copy(chosen, env={})
+    assert result.digest != layout.index_digest  # rewritten: one platform of two
+    pushed = json.loads(registries["registry.example.com"].manifests[("team/app", "1")][0])
+    assert [m["platform"]["architecture"] for m in pushed["manifests"]] == ["arm64"]
+    with pytest.raises(ConfigError, match=r"^--platform: 'linux/arm46' .* did you mean arm64"):
+        settings(platforms=["linux/arm46"])
+
+
 def test_a_docker_source_index_is_read_with_its_children_by_digest(
     tmp_path: Path, registries: dict[str, FakeRegistry]
 ) -> None:
