@@ -1,16 +1,22 @@
-# The two commands a newcomer needs: `make demo` and `make test`.
-# Both install what they need: Debian packages (stand-ins and independent clients) and a venv.
+# The two commands a newcomer needs: `make demo` and `make test`. `make bench` measures us
+# against skopeo and the shell recipe (docs/benchmarks.md); it is not part of `make test`.
+# All three install what they need: Debian packages (stand-ins and independent clients) and a venv.
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: demo test lint typecheck pytest system-deps clean
+.PHONY: demo test bench lint typecheck pytest system-deps ci-tools clean
 
 demo: system-deps $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHONPATH=. $(PY) scripts/demo.py
 
-test: system-deps $(STAMP) lint typecheck pytest
+test: system-deps ci-tools $(STAMP) lint typecheck pytest
+
+# BENCH_ARGS passes flags through, e.g. make bench BENCH_ARGS="--scenario 1,2 --runs 3".
+bench: system-deps $(BENCH_STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHONPATH=. $(PY) -m bench.run $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -25,10 +31,21 @@ pytest: $(STAMP)
 system-deps:
 	bash scripts/install-system-deps.sh
 
+# gitlab-ci-local (npm, into .ci-tools/) and rsync for tests/e2e; quick when already there.
+ci-tools:
+	bash scripts/install-ci-tools.sh
+
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+# awscli (v1, from PyPI) for the shell recipe the benchmark compares with; not a dependency of
+# the package. It pins botocore exactly, so ask for the release that fits the botocore already
+# installed: otherwise pip could move the botocore that gitlab-xacct itself runs on.
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet awscli "botocore==$$($(PY) -c 'import botocore; print(botocore.__version__)')"
 	touch $@
 
 clean:

@@ -1,0 +1,1 @@
+"""GitLab CI templates and component: schema, generation, docs, and real runs."""
