@@ -8,9 +8,10 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
+from gitlab_xacct.registry.image import ImageIndex, SourceImage
 from gitlab_xacct.secrets import MaskingFilter
 
 log = logging.getLogger("gitlab_xacct")
@@ -46,3 +47,12 @@ def section(name: str, title: str, env: Mapping[str, str]) -> Iterator[None]:
         log.info("%s %s (%.1f s)", "done:" if ok else "FAILED:", title.lower(), elapsed)
         if gitlab:
             sys.stderr.write(f"\x1b[0Ksection_end:{int(time.time())}:{name}\r\x1b[0K\n")
+
+
+def preamble(command: str, summary: Iterable[tuple[str, str]], image: SourceImage) -> None:
+    """What the run understood (redacted settings) and what the source holds, before any work."""
+    log.info("gitlab-xacct %s", command)
+    for key, value in summary:
+        log.info("  %-18s %s", key + ":", value)
+    kind = f"index of {len(image.children)} images" if isinstance(image, ImageIndex) else "image"
+    log.info("source: %s %s", kind, image.digest)

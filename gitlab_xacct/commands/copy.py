@@ -25,7 +25,7 @@ from gitlab_xacct.options import (
     check_unknown_variables,
 )
 from gitlab_xacct.registry.client import DEFAULT_CHUNK_SIZE
-from gitlab_xacct.registry.image import ImageIndex, SourceImage
+from gitlab_xacct.registry.image import SourceImage
 from gitlab_xacct.registry.platforms import Platform, choose_platforms
 from gitlab_xacct.registry.push import EngineOptions, PushResult, push_image
 from gitlab_xacct.registry.reference import ImageReference, parse_reference
@@ -122,13 +122,7 @@ def copy(settings: CopySettings, env: Mapping[str, str]) -> PushResult:
     destination = settings.destination
     access = settings.destination_access
     with _open(settings, env) as image:
-        log.info("gitlab-xacct copy")
-        for key, value in settings.summary():
-            log.info("  %-18s %s", key + ":", value)
-        kind = (
-            f"index of {len(image.children)} images" if isinstance(image, ImageIndex) else "image"
-        )
-        log.info("source: %s %s", kind, image.digest)
+        xlog.preamble("copy", settings.summary(), image)
         hint = (
             f"the credentials from {access.origin} were not accepted, or may not push to "
             f"{destination.repository} (--dest-creds, the Docker config, CI_REGISTRY_*)"

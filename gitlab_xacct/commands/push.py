@@ -11,7 +11,7 @@ from gitlab_xacct.aws import ecr
 from gitlab_xacct.aws.identity import assume_target
 from gitlab_xacct.errors import ConfigError
 from gitlab_xacct.registry.client import Credentials, Registry
-from gitlab_xacct.registry.image import ImageIndex, SourceImage
+from gitlab_xacct.registry.image import SourceImage
 from gitlab_xacct.registry.platforms import choose_platforms
 from gitlab_xacct.registry.push import PushResult, Target, push_many
 from gitlab_xacct.registry.sources import open_source
@@ -26,13 +26,7 @@ def push(settings: PushSettings, env: Mapping[str, str]) -> list[PushResult]:
     # The source is opened first: a bad archive is the user's to fix and costs no AWS call,
     # and all input is known good before the log says anything.
     with _open(settings, env) as image, ExitStack() as clients:
-        log.info("gitlab-xacct push")
-        for key, value in settings.summary():
-            log.info("  %-18s %s", key + ":", value)
-        kind = (
-            f"index of {len(image.children)} images" if isinstance(image, ImageIndex) else "image"
-        )
-        log.info("source: %s %s", kind, image.digest)
+        xlog.preamble("push", settings.summary(), image)
 
         targets = []
         for number, destination in enumerate(settings.destinations, start=1):

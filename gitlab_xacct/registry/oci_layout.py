@@ -160,11 +160,10 @@ def blob(files: Files, desc: Descriptor, manifest_digest: str) -> Blob:
     return Blob(digest=desc.digest, size=desc.size, media_type=desc.media_type, open=section.open)
 
 
-def build_manifest(
-    files: Files, raw: bytes, doc: JsonObject, digest: str, media_type: str
-) -> ImageManifest:
-    """An ImageManifest over `raw`, each blob it names present with the size it claims."""
-    label = files.label
+def manifest_descriptors(
+    doc: Mapping[str, object], digest: str, media_type: str, label: str
+) -> tuple[Descriptor, list[Descriptor]]:
+    """The config and layer descriptors of an image manifest, whatever holds its blobs."""
     if media_type not in MANIFEST_TYPES:
         raise ConfigError(f"{label}: {digest} is {media_type}, expected an image manifest")
     what = f"manifest {digest}"
@@ -173,6 +172,14 @@ def build_manifest(
         parse_descriptor(item, label, f"layer {number} of {what}")
         for number, item in enumerate(get_list(doc, "layers", label, what))
     ]
+    return config, layers
+
+
+def build_manifest(
+    files: Files, raw: bytes, doc: JsonObject, digest: str, media_type: str
+) -> ImageManifest:
+    """An ImageManifest over `raw`, each blob it names present with the size it claims."""
+    config, layers = manifest_descriptors(doc, digest, media_type, files.label)
     return ImageManifest(
         manifest=raw,
         media_type=media_type,

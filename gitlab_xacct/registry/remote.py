@@ -41,6 +41,7 @@ from gitlab_xacct.registry.image import (
 )
 from gitlab_xacct.registry.oci_layout import (
     get_list,
+    manifest_descriptors,
     media_type_of,
     parse_descriptor,
     parse_object,
@@ -305,14 +306,7 @@ def _manifest(
     media_type: str,
     label: str,
 ) -> ImageManifest:
-    if media_type not in MANIFEST_TYPES:
-        raise ConfigError(f"{label}: {digest} is {media_type}, expected an image manifest")
-    what = f"manifest {digest}"
-    config = parse_descriptor(doc.get("config"), label, f"the config of {what}")
-    layers = [
-        parse_descriptor(item, label, f"layer {number} of {what}")
-        for number, item in enumerate(get_list(doc, "layers", label, what))
-    ]
+    config, layers = manifest_descriptors(doc, digest, media_type, label)
 
     def blob(descriptor_digest: str, size: int, kind: str | None) -> Blob:
         return Blob(
