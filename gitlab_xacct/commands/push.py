@@ -75,7 +75,14 @@ def _connect(
         endpoint = destination.registry_endpoint or login.endpoint
         if destination.registry_endpoint:
             log.info("registry endpoint %s (ECR names %s)", endpoint, login.endpoint)
-    registry = Registry(endpoint, Credentials(login.username, login.password))
+
+    def relogin() -> Credentials:
+        """A registry that stops taking the token mid-push gets one fresh token, once."""
+        log.warning("registry %s refused the ECR token; asking ECR for a new one", endpoint)
+        fresh = ecr.login(client, account=account, region=identity.region, role=role.arn)
+        return Credentials(fresh.username, fresh.password)
+
+    registry = Registry(endpoint, Credentials(login.username, login.password), refresh=relogin)
     return Target(registry, destination.repository, immutable_tags=immutable)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -14,8 +15,10 @@ from tests.imagefactory import (
     write_docker_archive_classic,
     write_docker_archive_oci,
     write_oci_index_layout,
+    write_oci_layout,
 )
 from tests.integration.conftest import EXTERNAL_ID, Job
+from tests.standins.faultproxy import FaultProxy
 from tests.standins.servers import start_registry
 
 DIGEST_LINE = r"sha256:[0-9a-f]{64}"
@@ -316,3 +319,22 @@ def test_gzipped_classic_archive_with_gzip_layers(job: Job, tmp_path: Path) -> N
     pushed = json.loads(job.skopeo_inspect("team/app:gz", raw=True).stdout)
     assert pushed["config"]["digest"] == info.config_digest
     assert pushed["layers"][0]["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip"
+
+
+def test_token_refused_mid_push_is_renewed_once(job: Job, tmp_path: Path) -> None:
+    layout = tmp_path / "layout"
+    write_oci_layout(layout, [random_layer(2000, seed=41)])
+    with FaultProxy(job.registry.url) as proxy:
+        # After the login worked, the registry refuses the token once, as an expired ECR token.
+        proxy.fail_next(1, status=401, method="HEAD", path=re.compile(r"/blobs/"),
+                        headers={"WWW-Authenticate": 'Basic realm="standin"'})  # fmt: skip
+        result = job.push(
+            XACCT_SOURCE=f"oci:{layout}:latest",
+            XACCT_TAGS="renewed",
+            XACCT_REPOSITORY="team/other",
+            XACCT_REGISTRY_ENDPOINT=proxy.url,
+        )
+        assert proxy.injected == 1
+    assert result.returncode == 0, result.stderr
+    assert "refused the ECR token; asking ECR for a new one" in result.stderr
+    assert job.inspect("team/other:renewed")["Digest"]
