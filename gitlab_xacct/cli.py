@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 
 from gitlab_xacct import __version__
 from gitlab_xacct import log as xlog
+from gitlab_xacct._malloc import keep_transfer_buffers
 from gitlab_xacct.errors import XacctError
 from gitlab_xacct.options import COMMON_OPTIONS, COPY_OPTIONS, Option
 from gitlab_xacct.secrets import mask, register
@@ -115,6 +116,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     flags = {k: v for k, v in vars(args).items() if k != "command"}
     debug = bool(flags.get("debug")) or env.get("XACCT_DEBUG", "").lower() in ("1", "true", "yes")
     xlog.setup(debug=debug)
+    keep_transfer_buffers()
     try:
         return _run(args.command, env, flags)
     except XacctError as exc:

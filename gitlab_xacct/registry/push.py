@@ -248,10 +248,15 @@ class _CountingReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        data = self._stream.read(len(buffer))
-        buffer[: len(data)] = data
-        self._progress.advance(len(data))
-        return len(data)
+        readinto = getattr(self._stream, "readinto", None)
+        if readinto is not None:  # files and response streams fill the buffer without a copy
+            n = int(readinto(buffer) or 0)
+        else:
+            data = self._stream.read(len(buffer))
+            n = len(data)
+            buffer[:n] = data
+        self._progress.advance(n)
+        return n
 
     def close(self) -> None:
         self._stream.close()
