@@ -54,7 +54,9 @@ def _tail(log: Path, lines: int = 20) -> str:
 
 
 @dataclass
-class _Server:
+class Server:
+    """A stand-in process: its log, its URL, stopped by its own pid."""
+
     process: subprocess.Popen[bytes]
     log_path: Path
     url: str
@@ -83,12 +85,12 @@ class _Server:
 
 
 @dataclass
-class MotoServer(_Server):
+class MotoServer(Server):
     """moto_server with AWS-like cross-account AssumeRole (tests/standins/moto_xacct.py)."""
 
 
 @dataclass
-class Registry(_Server):
+class Registry(Server):
     """docker-registry with htpasswd basic auth over plain HTTP."""
 
     host: str = field(kw_only=True)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, ClassVar, Self
+from typing import Any, ClassVar, Self
 from urllib.parse import parse_qsl, urlsplit
 
 from cryptography import x509
@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
-from tests.standins.servers import StandinError, loopback_http, stop_process
+from tests.standins.servers import Server, StandinError, loopback_http, stop_process
 
 SERVICE = "standin-registry"
 ISSUER = "standin-token-issuer"
@@ -222,27 +222,11 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @dataclass
-class TokenRegistry:
+class TokenRegistry(Server):
     """docker-registry with `auth: token` trusting `issuer`, over plain HTTP on loopback."""
 
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    url: str
-    host: str
-    issuer: TokenIssuer
-    _log_file: IO[bytes] = field(repr=False)
-
-    def stop(self) -> None:
-        try:
-            stop_process(self.process)
-        finally:
-            self._log_file.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    host: str = field(kw_only=True)
+    issuer: TokenIssuer = field(kw_only=True)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -286,7 +270,7 @@ def start_token_registry(
             try:  # without a token /v2/ answers 401 with a Bearer challenge once it is up
                 if http.get(f"http://{host}/v2/", timeout=1).status_code == 401:
                     return TokenRegistry(
-                        process, log_path, f"http://{host}", host, issuer, log_file
+                        process, log_path, f"http://{host}", log_file, host=host, issuer=issuer
                     )
             except OSError:
                 pass
