@@ -18,7 +18,7 @@ RUN /opt/build/bin/python -m pip wheel --no-cache-dir --no-deps --no-build-isola
 FROM ${BASE_IMAGE}
 ARG VERSION=dev
 ARG REVISION=unknown
-ARG SOURCE=https://gitlab.com/ourthing/gitlab-xacct
+ARG SOURCE=""
 LABEL org.opencontainers.image.title="gitlab-xacct" \
       org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.version="${VERSION}" \

@@ -72,7 +72,7 @@ def debian_mirror() -> str:
                 uri = next(w for w in words[1:] if "://" in w)
                 if uri.rstrip("/").endswith("/debian"):
                     return uri
-    return "http://deb.debian.org/debian"
+    sys.exit("image-test: no Debian mirror for debootstrap in the apt sources; configure apt first")
 
 
 def base_tarball() -> Path:

@@ -108,7 +108,7 @@ def test_login_merges_extra_registries_and_keeps_what_was_there(job: Job, tmp_pa
     config = tmp_path / "docker" / "config.json"
     config.parent.mkdir()
     before = {
-        "auths": {"ghcr.io": {"auth": "dXNlcjp0b2tlbg=="}},
+        "auths": {"r.example.org": {"auth": "dXNlcjp0b2tlbg=="}},
         "credHelpers": {"gcr.io": "gcloud"},
         "psFormat": "table {{.ID}}",
     }
@@ -133,7 +133,7 @@ def test_login_merges_extra_registries_and_keeps_what_was_there(job: Job, tmp_pa
     assert {k: v for k, v in after.items() if k != "auths"} == {
         k: v for k, v in before.items() if k != "auths"
     }
-    assert after["auths"]["ghcr.io"] == before["auths"]["ghcr.io"]  # type: ignore[index]
+    assert after["auths"]["r.example.org"] == before["auths"]["r.example.org"]  # type: ignore[index]
     assert after["auths"][job.registry.host] == auth_entry(job)
     token = base64.b64encode(b"AWS:333333333333-auth-token").decode()  # moto's, per account
     assert after["auths"][other] == {"auth": token}
@@ -143,7 +143,7 @@ def test_wrong_external_id_is_exit_3_and_leaves_the_config_untouched(
     job: Job, tmp_path: Path
 ) -> None:
     config = tmp_path / "config.json"
-    config.write_text('{"auths": {"ghcr.io": {"auth": "eDp5"}}}\n')
+    config.write_text('{"auths": {"r.example.org": {"auth": "eDp5"}}}\n')
     config.chmod(0o644)
 
     result = job.run(
@@ -154,7 +154,7 @@ def test_wrong_external_id_is_exit_3_and_leaves_the_config_untouched(
     assert result.stdout == ""
     assert "may not assume" in result.stderr
     assert "sentinel-wrong-external-id" not in result.stderr
-    assert config.read_text() == '{"auths": {"ghcr.io": {"auth": "eDp5"}}}\n'
+    assert config.read_text() == '{"auths": {"r.example.org": {"auth": "eDp5"}}}\n'
     assert oct(config.stat().st_mode & 0o777) == "0o644"
 
 
@@ -183,7 +183,7 @@ def test_helper_answers_get_for_the_endpoint_and_ecr_hosts(job: Job, tmp_path: P
             "Username": "AWS",
             "Secret": job.registry.password,  # moto's token for 222222222222
         }
-    assert helper(job, "get", "ghcr.io", env) == (1, NOT_FOUND + "\n")
+    assert helper(job, "get", "r.example.org", env) == (1, NOT_FOUND + "\n")
     # moto's tokens expired in 2015: nothing is cached, and nothing broke.
     assert helper(job, "list", "", env) == (0, "{}\n")
     assert not (job.home / ".cache" / "gitlab-xacct" / "ecr-tokens.json").exists()

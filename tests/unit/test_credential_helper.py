@@ -98,7 +98,9 @@ def test_get_for_the_registry_endpoint_is_the_target_account(
     assert fake.calls == [(ROLE, "222222222222", "eu-west-1")]
 
 
-@pytest.mark.parametrize("server", ["https://index.docker.io/v1/", "ghcr.io", "127.0.0.1:5001"])
+@pytest.mark.parametrize(
+    "server", ["https://index.docker.io/v1/", "r.example.org", "127.0.0.1:5001"]
+)
 def test_other_hosts_are_not_found_so_docker_falls_back(
     env: dict[str, str], fake: FakeEcr, server: str
 ) -> None:

@@ -41,7 +41,7 @@ def mode(path: Path) -> int:
 def test_merge_keeps_every_other_key_and_entry_and_replaces_the_host_whole() -> None:
     existing: dict[str, object] = {
         "auths": {
-            "ghcr.io": {"auth": "Z2g6dG9rZW4="},
+            "r.example.org": {"auth": "Z2g6dG9rZW4="},
             "127.0.0.1:5000": {"auth": "b2xkOm9sZA==", "identitytoken": "stale"},
         },
         "credHelpers": {"gcr.io": "gcloud"},
@@ -51,7 +51,7 @@ def test_merge_keeps_every_other_key_and_entry_and_replaces_the_host_whole() -> 
     merged = docker_config.merge(existing, {"127.0.0.1:5000": ("AWS", Secret(PASSWORD))})
 
     assert merged["auths"] == {
-        "ghcr.io": {"auth": "Z2g6dG9rZW4="},
+        "r.example.org": {"auth": "Z2g6dG9rZW4="},
         "127.0.0.1:5000": {"auth": auth_of(PASSWORD)},  # no stale identitytoken left to win
     }
     assert {k: v for k, v in merged.items() if k != "auths"} == {
@@ -291,13 +291,18 @@ def test_login_warns_when_docker_would_read_a_store_instead(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], fake_aws: Calls
 ) -> None:
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"credsStore": "desktop", "auths": {"ghcr.io": {"auth": "eA=="}}}))
+    config.write_text(
+        json.dumps({"credsStore": "desktop", "auths": {"r.example.org": {"auth": "eA=="}}})
+    )
     code, _, err = run_login(tmp_path, capsys, "--docker-config", str(config))
     assert code == 0
     assert "credsStore is 'desktop'" in err
     written = json.loads(config.read_text())
     assert written["credsStore"] == "desktop"
-    assert set(written["auths"]) == {"ghcr.io", "222222222222.dkr.ecr.eu-west-1.amazonaws.com"}
+    assert set(written["auths"]) == {
+        "r.example.org",
+        "222222222222.dkr.ecr.eu-west-1.amazonaws.com",
+    }
 
 
 @pytest.mark.parametrize("content", ["{broken", '"a string"'])
