@@ -10,7 +10,6 @@ Only glibc has mallopt; elsewhere this does nothing.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -18,12 +17,9 @@ _THRESHOLD = 64 * 1024 * 1024  # above any buffer we allocate; below that, reuse
 
 
 def keep_transfer_buffers() -> None:
-    name = ctypes.util.find_library("c")
-    if not name:
-        return
+    # The process's own symbols: no ldconfig subprocess (find_library) on every start.
     try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return
     mallopt(_M_MMAP_THRESHOLD, _THRESHOLD)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from gitlab_xacct.errors import ConfigError
+from gitlab_xacct.files import replace_atomically
 from gitlab_xacct.registry.push import PushResult
 
 
@@ -26,21 +25,8 @@ def dotenv_lines(results: Sequence[PushResult]) -> str:
 
 
 def write_atomically(path: Path, text: str, *, mode: int = 0o644) -> None:
-    """Temp file in the same folder, fsync, then os.replace: readers see all or nothing."""
+    """All or nothing (see files.replace_atomically); a failure is one line, exit 2."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        replace_atomically(path, text, mode=mode)
     except OSError as exc:
         raise ConfigError(f"cannot write the report {path}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise ConfigError(f"cannot write the report {path}: {exc.strerror}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
