@@ -166,7 +166,19 @@ def start_moto(workdir: Path, *, timeout: float = 20.0, attempts: int = 3) -> Mo
     raise last_error or StandinError("moto did not start")
 
 
-def _registry_config(workdir: Path, htpasswd: Path) -> Path:
+@dataclass(frozen=True)
+class RegistryProcess:
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    log_file: IO[bytes]
+    host: str  # 127.0.0.1:PORT
+
+
+def spawn_registry(workdir: Path, auth: str, *, timeout: float = 10.0) -> RegistryProcess:
+    """Run docker-registry with the `auth:` section given (YAML, indented two spaces) on a
+    port the kernel picks, read from its log; ready once /v2/ answers 401 without credentials.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "registry.yml"
     config.write_text(
         "version: 0.1\n"
@@ -175,9 +187,35 @@ def _registry_config(workdir: Path, htpasswd: Path) -> Path:
         f"  filesystem:\n    rootdirectory: {workdir / 'registry-data'}\n"
         "  delete:\n    enabled: true\n"
         "http:\n  addr: 127.0.0.1:0\n  secret: local-standin\n"
-        f"auth:\n  htpasswd:\n    realm: standin\n    path: {htpasswd}\n"
+        f"auth:\n{auth}"
     )
-    return config
+    log_path = workdir / "registry.log"
+    env = {**os.environ, "REGISTRY_HTTP_ADDR": "127.0.0.1:0"}
+    process, log_file = _spawn(["docker-registry", "serve", str(config)], log_path, env)
+    deadline = time.monotonic() + timeout
+    port: str | None = None
+    while port is None and time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        found = re.search(r"listening on 127\.0\.0\.1:(\d+)", log_path.read_text(errors="replace"))
+        port = found.group(1) if found else None
+        if port is None:
+            time.sleep(0.02)
+    if port is None:
+        stop_process(process)
+        log_file.close()
+        raise StandinError(
+            f"docker-registry did not report its port; log {log_path}:\n{_tail(log_path)}"
+        )
+    try:
+        # Unauthenticated /v2/ answers 401 once the HTTP server is up (Basic or Bearer).
+        wait = max(deadline - time.monotonic(), 1.0)
+        _wait_http(process, f"http://127.0.0.1:{port}/v2/", {401}, wait, log_path)
+    except StandinError:
+        stop_process(process)
+        log_file.close()
+        raise
+    return RegistryProcess(process, log_path, log_file, f"127.0.0.1:{port}")
 
 
 def start_registry(
@@ -198,41 +236,15 @@ def start_registry(
         timeout=30,
     )
     htpasswd.write_bytes(entry.stdout.strip() + b"\n")
-    config = _registry_config(workdir, htpasswd)
-    log_path = workdir / "registry.log"
-    env = {**os.environ, "REGISTRY_HTTP_ADDR": "127.0.0.1:0"}
-    process, log_file = _spawn(["docker-registry", "serve", str(config)], log_path, env)
-    deadline = time.monotonic() + timeout
-    port: str | None = None
-    while port is None and time.monotonic() < deadline:
-        if process.poll() is not None:
-            break
-        found = re.search(r"listening on 127\.0\.0\.1:(\d+)", log_path.read_text(errors="replace"))
-        port = found.group(1) if found else None
-        if port is None:
-            time.sleep(0.02)
-    if port is None:
-        stop_process(process)
-        log_file.close()
-        raise StandinError(
-            f"docker-registry did not report its port; log {log_path}:\n{_tail(log_path)}"
-        )
-    host = f"127.0.0.1:{port}"
-    registry = Registry(
-        process,
-        log_path,
-        f"http://{host}",
-        log_file,
-        host=host,
+    started = spawn_registry(
+        workdir, f"  htpasswd:\n    realm: standin\n    path: {htpasswd}\n", timeout=timeout
+    )
+    return Registry(
+        started.process,
+        started.log_path,
+        f"http://{started.host}",
+        started.log_file,
+        host=started.host,
         username=username,
         password=password,
     )
-    try:
-        # Unauthenticated /v2/ answers 401 once the HTTP server is up.
-        _wait_http(
-            process, f"{registry.url}/v2/", {401}, max(deadline - time.monotonic(), 1.0), log_path
-        )
-    except StandinError:
-        registry.stop()
-        raise
-    return registry

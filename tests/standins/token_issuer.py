@@ -21,9 +21,6 @@ import base64
 import datetime
 import hashlib
 import json
-import os
-import re
-import subprocess
 import threading
 import time
 import uuid
@@ -41,7 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
-from tests.standins.servers import Server, StandinError, loopback_http, stop_process
+from tests.standins.servers import Server, spawn_registry
 
 SERVICE = "standin-registry"
 ISSUER = "standin-token-issuer"
@@ -239,42 +236,18 @@ def start_token_registry(
     workdir.mkdir(parents=True, exist_ok=True)
     bundle = workdir / "token-ca.pem"
     bundle.write_bytes(issuer.certificate_pem())
-    config = workdir / "registry.yml"
-    config.write_text(
-        "version: 0.1\n"
-        "log:\n  level: info\n"
-        "storage:\n"
-        f"  filesystem:\n    rootdirectory: {workdir / 'registry-data'}\n"
-        "  delete:\n    enabled: true\n"
-        "http:\n  addr: 127.0.0.1:0\n  secret: local-standin\n"
-        "auth:\n  token:\n"
+    started = spawn_registry(
+        workdir,
+        "  token:\n"
         f"    realm: {issuer.realm}\n    service: {SERVICE}\n    issuer: {ISSUER}\n"
-        f"    rootcertbundle: {bundle}\n"
+        f"    rootcertbundle: {bundle}\n",
+        timeout=timeout,
     )
-    log_path = workdir / "registry.log"
-    log_file = log_path.open("wb")
-    process = subprocess.Popen(
-        ["docker-registry", "serve", str(config)],
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, "REGISTRY_HTTP_ADDR": "127.0.0.1:0"},
+    return TokenRegistry(
+        started.process,
+        started.log_path,
+        f"http://{started.host}",
+        started.log_file,
+        host=started.host,
+        issuer=issuer,
     )
-    deadline = time.monotonic() + timeout
-    http = loopback_http()
-    host = None
-    while time.monotonic() < deadline and process.poll() is None:
-        found = re.search(r"listening on 127\.0\.0\.1:(\d+)", log_path.read_text(errors="replace"))
-        host = f"127.0.0.1:{found.group(1)}" if found else None
-        if host is not None:
-            try:  # without a token /v2/ answers 401 with a Bearer challenge once it is up
-                if http.get(f"http://{host}/v2/", timeout=1).status_code == 401:
-                    return TokenRegistry(
-                        process, log_path, f"http://{host}", log_file, host=host, issuer=issuer
-                    )
-            except OSError:
-                pass
-        time.sleep(0.05)
-    stop_process(process)
-    log_file.close()
-    raise StandinError(f"token-auth docker-registry did not start; log {log_path}")
