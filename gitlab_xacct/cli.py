@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from gitlab_xacct import __version__
 from gitlab_xacct import log as xlog
@@ -30,42 +32,57 @@ EXIT_CODES = """exit codes:
 _SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "XACCT_EXTERNAL_ID")
 
 
-# name -> (one-line help, description, options); each runs through _run() below.
-COMMANDS: dict[str, tuple[str, str, tuple[Option, ...]]] = {
-    "push": (
+@dataclass(frozen=True)
+class Command:
+    """One sub-command. `run` is "module:function", imported only when the command runs (start-up
+    time matters: `copy` must not import boto3); the function takes (env, flags) and returns the
+    exit code. A name with a space ("bootstrap role") is a sub-command of a command group."""
+
+    summary: str
+    description: str
+    options: tuple[Option, ...]
+    run: str
+    positionals: tuple[tuple[str, str, str], ...] = ()  # (dest, metavar, help)
+
+
+COMMANDS: dict[str, Command] = {
+    "push": Command(
         "assume the target role, log into ECR and push an image, no Docker daemon needed",
         "Assume the role in the target account (with the External ID), log into its ECR and "
         "push the image.",
         PushSettings.OPTIONS,
+        "gitlab_xacct.cli:run_push",
     ),
-    "credentials": (
+    "credentials": Command(
         "print or write the target role's credentials for the AWS CLI, Terraform or SDKs",
         "Assume the role in the target account and hand its temporary credentials to other "
         "tools: shell exports, a dotenv file, JSON, the AWS CLI's credential_process, or a "
         "named profile.",
         CredentialsSettings.OPTIONS,
+        "gitlab_xacct.cli:run_credentials",
     ),
-    "login": (
+    "login": Command(
         "assume the target role and write its ECR logins into a Docker config.json",
         "Assume the role in the target account, get ECR authorization tokens and merge them "
         "into a Docker config.json (0600) for docker, buildah, podman, kaniko or skopeo.",
         LoginSettings.OPTIONS,
+        "gitlab_xacct.cli:run_login",
     ),
-    "copy": (
+    "copy": Command(
         "copy an image into a registry (from a file, a layout or another registry), no AWS",
         "Copy SRC (oci:, oci-archive:, docker-archive: or docker://) to DEST "
         "(docker://HOST/REPO:TAG) with the registries' own credentials; no AWS involved.",
         (*COPY_OPTIONS, *COMMON_OPTIONS),
-    ),
-}
-# Positional arguments (dest, metavar, help) of the commands that take some.
-POSITIONALS: dict[str, tuple[tuple[str, str, str], ...]] = {
-    "copy": (
-        ("src", "SRC", "the image: oci:PATH[:REF], oci-archive:FILE[:REF], "
-         "docker-archive:FILE[:NAME:TAG|:@N] or docker://HOST/REPO[:TAG|@DIGEST]"),
-        ("dest", "DEST", "where to: docker://HOST/REPO[:TAG] (a tag here or in --tag)"),
+        "gitlab_xacct.cli:run_copy",
+        (
+            ("src", "SRC", "the image: oci:PATH[:REF], oci-archive:FILE[:REF], "
+             "docker-archive:FILE[:NAME:TAG|:@N] or docker://HOST/REPO[:TAG|@DIGEST]"),
+            ("dest", "DEST", "where to: docker://HOST/REPO[:TAG] (a tag here or in --tag)"),
+        ),
     ),
 }  # fmt: skip
+# One-line help of the command groups (the first word of a two-word command name).
+GROUPS: dict[str, str] = {}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,23 +94,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gitlab-xacct {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (summary, description, options) in COMMANDS.items():
-        sub = commands.add_parser(
-            name,
-            help=summary,
-            description=f"{description} Each flag falls back to the variable named in brackets.",
+    groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {}
+    for name, command in COMMANDS.items():
+        group, _, leaf = name.rpartition(" ")
+        if group and group not in groups:
+            group_parser = commands.add_parser(group, help=GROUPS.get(group, ""))
+            groups[group] = group_parser.add_subparsers(
+                dest="subcommand", metavar="SUBCOMMAND", required=True
+            )
+        sub = (groups[group] if group else commands).add_parser(
+            leaf,
+            help=command.summary,
+            description=f"{command.description} A flag with a variable in brackets falls back "
+            "to that variable.",
             epilog=EXIT_CODES,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        for dest, metavar, help_text in POSITIONALS.get(name, ()):
+        for dest, metavar, help_text in command.positionals:
             sub.add_argument(dest, metavar=metavar, help=help_text)
-        for option in options:
+        for option in command.options:
             _add_option(sub, option)
     return parser
 
 
 def _add_option(parser: argparse.ArgumentParser, option: Option) -> None:
-    help_text = f"{option.help} [{option.env}]"
+    help_text = f"{option.help} [{option.env}]" if option.env else option.help
     if option.kind == "bool":
         parser.add_argument(
             option.flag, dest=option.dest, action=argparse.BooleanOptionalAction, default=None,
@@ -113,12 +138,13 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         if env.get(name):
             register(env[name])
     args = build_parser().parse_args(argv)
-    flags = {k: v for k, v in vars(args).items() if k != "command"}
+    name = " ".join(filter(None, (args.command, getattr(args, "subcommand", None))))
+    flags = {k: v for k, v in vars(args).items() if k not in ("command", "subcommand")}
     debug = bool(flags.get("debug")) or env.get("XACCT_DEBUG", "").lower() in ("1", "true", "yes")
     xlog.setup(debug=debug)
     keep_transfer_buffers()
     try:
-        return _run(args.command, env, flags)
+        return _run(name, env, flags)
     except XacctError as exc:
         if debug:
             log.debug("traceback:", exc_info=True)
@@ -129,33 +155,45 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         return 130
 
 
-def _run(command: str, env: Mapping[str, str], flags: Mapping[str, object]) -> int:
-    if command == "push":
-        from gitlab_xacct.commands.push import push
+def _run(name: str, env: Mapping[str, str], flags: Mapping[str, object]) -> int:
+    module_name, _, function = COMMANDS[name].run.partition(":")
+    runner: Callable[[Mapping[str, str], Mapping[str, object]], int] = getattr(
+        importlib.import_module(module_name), function
+    )
+    return runner(env, flags)
 
-        for result in push(PushSettings.from_env(env, flags), env):
-            for tag in result.tags:
-                print(result.tagged(tag))
-        return 0
-    if command == "credentials":
-        from gitlab_xacct.commands import credentials
 
-        credentials.run(CredentialsSettings.from_env(env, flags))
-        return 0
-    if command == "login":
-        from gitlab_xacct.commands.login import login
+def run_push(env: Mapping[str, str], flags: Mapping[str, object]) -> int:
+    from gitlab_xacct.commands.push import push
 
-        for done in login(LoginSettings.from_env(env, flags), env):
-            print(done.line())
-        return 0
-    if command == "copy":
-        from gitlab_xacct.commands.copy import CopySettings, copy
-
-        result = copy(CopySettings.from_env(env, flags), env)
+    for result in push(PushSettings.from_env(env, flags), env):
         for tag in result.tags:
             print(result.tagged(tag))
-        return 0
-    raise AssertionError(f"unhandled command {command}")
+    return 0
+
+
+def run_credentials(env: Mapping[str, str], flags: Mapping[str, object]) -> int:
+    from gitlab_xacct.commands import credentials
+
+    credentials.run(CredentialsSettings.from_env(env, flags))
+    return 0
+
+
+def run_login(env: Mapping[str, str], flags: Mapping[str, object]) -> int:
+    from gitlab_xacct.commands.login import login
+
+    for done in login(LoginSettings.from_env(env, flags), env):
+        print(done.line())
+    return 0
+
+
+def run_copy(env: Mapping[str, str], flags: Mapping[str, object]) -> int:
+    from gitlab_xacct.commands.copy import CopySettings, copy
+
+    result = copy(CopySettings.from_env(env, flags), env)
+    for tag in result.tags:
+        print(result.tagged(tag))
+    return 0
 
 
 def _print_error(message: str) -> None:

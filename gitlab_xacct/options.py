@@ -21,6 +21,9 @@ Kind = Literal["value", "bool", "list"]
 
 @dataclass(frozen=True)
 class Option:
+    """A setting: its flag, and the variable it falls back to ("" for a flag-only option, such
+    as an administrator's command's; those live beside their command, not in ALL_OPTIONS)."""
+
     dest: str
     env: str
     flag: str
@@ -398,14 +401,15 @@ class Resolver:
         flag = self._flags.get(dest)
         if flag is not None and not isinstance(flag, bool | list):
             return str(flag), option.flag
-        value = self.env.get(option.env, "")
+        value = self.env.get(option.env, "") if option.env else ""
         return (value, option.env) if value.strip() else None
 
     def required(self, dest: str, what: str) -> tuple[str, str]:
         found = self.get(dest)
         if found is None:
             option = self._options[dest]
-            raise ConfigError(f"{option.env} ({option.flag}): not set; give {what}")
+            name = f"{option.env} ({option.flag})" if option.env else option.flag
+            raise ConfigError(f"{name}: not set; give {what}")
         return found
 
     def fallback(self, *names: str) -> tuple[str, str] | None:

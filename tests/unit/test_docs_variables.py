@@ -29,6 +29,6 @@ def test_every_variable_in_the_readme_tables_exists() -> None:
 
 def test_every_flag_of_every_command_is_in_the_readme() -> None:
     text = README.read_text()
-    flags = {o.flag for _, _, options in COMMANDS.values() for o in options}
+    flags = {o.flag for command in COMMANDS.values() for o in command.options}
     missing = sorted(f for f in flags if f"`{f}" not in text)
     assert not missing, f"document these flags in README.md: {missing}"
