@@ -19,6 +19,7 @@ from tests.standins.servers import MotoServer, Registry, start_moto, start_regis
 
 EXTERNAL_ID = "sentinel-ExtId-e2e-5c1d0b7a93f2"
 GITLAB_CI_LOCAL_VERSION = "4.73.0"  # as scripts/install-ci-tools.sh; 4.74+ needs Node 22
+GCL_TEST_FILES = ("test_gitlab_ci_local.py", "test_own_pipeline.py")
 RUN_TOOLS = ("docker-registry", "htpasswd", "skopeo", "umoci", "rsync", "git")
 
 
@@ -34,7 +35,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     if gitlab_ci_local() is None:
         missing.append("gitlab-ci-local (bash scripts/install-ci-tools.sh)")
     for item in items:
-        if item.path.name == "test_gitlab_ci_local.py":
+        if item.path.name in GCL_TEST_FILES:
             item.add_marker(pytest.mark.integration)
             if missing:  # `make test` installs them; a bare pytest run on a laptop may lack them
                 item.add_marker(pytest.mark.skip(reason=f"needs {', '.join(missing)}"))

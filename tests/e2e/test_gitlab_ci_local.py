@@ -121,13 +121,8 @@ class Pipeline:
     dotenv: dict[str, str]
 
 
-def run_pipeline(
-    gcl: str, repo: Path, home: Path, variables: dict[str, str], timeout: float = GCL_TIMEOUT
-) -> Pipeline:
-    argv = [gcl, "--force-shell-executor", "--no-color", "--home", str(home)]
-    for key, value in variables.items():
-        argv += ["--variable", f"{key}={value}"]
-    # No ambient AWS_*/CI_*/XACCT_*: the job sees only what the pipeline and --variable give it.
+def gcl_env(home: Path) -> dict[str, str]:
+    """No ambient AWS_*/CI_*/XACCT_*: a job sees only what the pipeline and --variable give it."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -135,10 +130,19 @@ def run_pipeline(
         and k.upper() not in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
     }
     env |= {"PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}"}
-    env |= {"HOME": str(home), "NO_UPDATE_NOTIFIER": "1"}
+    return env | {"HOME": str(home), "NO_UPDATE_NOTIFIER": "1"}
+
+
+def run_pipeline(
+    gcl: str, repo: Path, home: Path, variables: dict[str, str], timeout: float = GCL_TIMEOUT
+) -> Pipeline:
+    argv = [gcl, "--force-shell-executor", "--no-color", "--home", str(home)]
+    for key, value in variables.items():
+        argv += ["--variable", f"{key}={value}"]
     result = subprocess.run(
-        argv, cwd=repo, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
+        argv, cwd=repo, env=gcl_env(home), capture_output=True, text=True, timeout=timeout,
+        check=False,
+    )  # fmt: skip
     state = repo / ".gitlab-ci-local"
     log = state / "output" / f"{JOB}.log"
     dotenv_file = state / "artifacts" / JOB / ".gitlab-ci-reports" / "dotenv" / "xacct.env"

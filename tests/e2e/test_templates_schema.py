@@ -50,6 +50,11 @@ def test_the_validator_catches_a_typo(tmp_path: Path) -> None:
     assert "scirpt" in result.stdout + result.stderr
 
 
+def test_the_projects_own_pipeline_is_valid() -> None:
+    """.gitlab-ci.yml and its child pipeline (tests/e2e/test_own_pipeline.py runs the child)."""
+    assert_valid(REPO_ROOT / ".gitlab-ci.yml", REPO_ROOT / ".gitlab" / "ci" / "component-test.yml")
+
+
 def test_classic_templates_are_valid() -> None:
     templates = sorted((REPO_ROOT / "ci-templates").glob("*.yml"))
     assert CLASSIC in templates
