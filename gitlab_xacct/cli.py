@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from gitlab_xacct import __version__
+from gitlab_xacct import __version__, cancel
 from gitlab_xacct import log as xlog
 from gitlab_xacct._malloc import keep_transfer_buffers
 from gitlab_xacct.errors import XacctError
@@ -26,7 +26,9 @@ EXIT_CODES = """exit codes:
   2  bad configuration or input (a variable, a flag, the source image)
   3  AWS identity or assume-role failure
   4  ECR or registry authentication/authorization failure, or a missing repository
-  5  push or transfer failure"""
+  5  push or transfer failure
+  130, 143  cancelled by SIGINT (Ctrl-C) or SIGTERM (a cancelled job); no manifest is
+     uploaded after the signal, so nothing is tagged, and a rerun reuses the blobs"""
 
 # Values that may sit in the environment and must never be echoed, even in a traceback.
 _SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "XACCT_EXTERNAL_ID")
@@ -143,16 +145,20 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     debug = bool(flags.get("debug")) or env.get("XACCT_DEBUG", "").lower() in ("1", "true", "yes")
     xlog.setup(debug=debug)
     keep_transfer_buffers()
-    try:
-        return _run(name, env, flags)
-    except XacctError as exc:
-        if debug:
-            log.debug("traceback:", exc_info=True)
-        _print_error(str(exc))
-        return exc.exit_code
-    except KeyboardInterrupt:
-        _print_error("interrupted; nothing was tagged unless the log says so")
-        return 130
+    with cancel.installed():  # SIGTERM (a cancelled job) and SIGINT become cancel.Cancelled
+        try:
+            return _run(name, env, flags)
+        except cancel.Cancelled as exc:
+            sys.stderr.write(f"gitlab-xacct: {mask(cancel.message(name, exc))}\n")
+            return exc.exit_code
+        except XacctError as exc:
+            if debug:
+                log.debug("traceback:", exc_info=True)
+            _print_error(str(exc))
+            return exc.exit_code
+        except KeyboardInterrupt:
+            _print_error("interrupted; nothing was tagged unless the log says so")
+            return 130
 
 
 def _run(name: str, env: Mapping[str, str], flags: Mapping[str, object]) -> int:
@@ -201,4 +207,7 @@ def _print_error(message: str) -> None:
 
 
 def entry() -> None:
-    sys.exit(main())
+    code = main()
+    if code in cancel.EXIT_CODES:  # uploads may still block in worker threads: do not join them
+        cancel.leave(code)
+    sys.exit(code)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TextIO
 
-from gitlab_xacct import __version__, validate
+from gitlab_xacct import __version__, cancel, validate
 from gitlab_xacct import log as xlog
 from gitlab_xacct.aws import ecr
 from gitlab_xacct.aws.identity import assume_target
@@ -135,7 +135,11 @@ def main(
         stdout.write(f"{PROG}: unknown action {argv[0]!r}; use {', '.join(_ACTIONS)}\n")
         return 1
     try:
-        return action(env, stdin, stdout, now)
+        with cancel.installed():
+            return action(env, stdin, stdout, now)
+    except cancel.Cancelled as exc:  # the caller (docker, skopeo) gave up on us: 130/143
+        stdout.write(f"{PROG}: {exc}\n")
+        return exc.exit_code
     except NotOurs:
         stdout.write(NOT_FOUND + "\n")
         return 1

@@ -22,6 +22,7 @@ from urllib.parse import urljoin
 
 import requests
 
+from gitlab_xacct import cancel
 from gitlab_xacct.errors import PushError, RegistryUnreachable
 from gitlab_xacct.registry.auth import push_scope
 from gitlab_xacct.registry.image import Blob
@@ -220,6 +221,7 @@ class _Reader:
         blob = self._blob
         if self._stream is None:
             raise RuntimeError("piece() opens the stream before any read")
+        cancel.check()
         data = self._stream.read(size)
         if not data:
             raise PushError(f"blob {blob.digest} has {self._position} bytes, {blob.size} declared")
@@ -279,6 +281,7 @@ class VerifiedStream:
         sent = 0
         with blob.open() as stream:
             while True:
+                cancel.check()
                 chunk = stream.read(CHUNK)
                 if not chunk:
                     break
@@ -312,6 +315,7 @@ class ResponseStream(io.RawIOBase):
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        cancel.check()
         data = self._response.raw.read(len(buffer), decode_content=False)
         buffer[: len(data)] = data
         return len(data)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import BinaryIO, cast
 
+from gitlab_xacct import cancel
 from gitlab_xacct.errors import PushError
 from gitlab_xacct.registry.client import Registry
 from gitlab_xacct.registry.image import Blob, ImageIndex, ImageManifest, SourceImage
@@ -118,13 +119,16 @@ def push_many(
     for target, tally, wanted in zip(targets, tallies, to_tag, strict=True):
         if isinstance(image, ImageIndex):
             for child in children:
+                cancel.check()  # never a manifest after the signal
                 target.registry.put_manifest(
                     target.repository, child.digest, child.manifest, child.media_type
                 )
         for tag in wanted:
+            cancel.check()
             digest = target.registry.put_manifest(
                 target.repository, tag, image.manifest, image.media_type
             )
+            cancel.note_tagged(f"{target.where}:{tag}")
             log.info("tagged %s:%s -> %s", target.where, tag, digest)
         results.append(
             PushResult(
@@ -180,6 +184,7 @@ def _blob_everywhere(
 ) -> None:
     """Upload where missing, reading the source once: one upload per registry (a tee when
     there are several), then cross-repository mounts inside each registry."""
+    cancel.check()
     missing = []
     for target, tally in zip(targets, tallies, strict=True):
         if target.registry.blob_exists(target.repository, blob.digest):
@@ -248,6 +253,7 @@ class _CountingReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        cancel.check()
         readinto = getattr(self._stream, "readinto", None)
         if readinto is not None:  # files and response streams fill the buffer without a copy
             n = int(readinto(buffer) or 0)
@@ -264,13 +270,16 @@ class _CountingReader(io.RawIOBase):
 
 
 def _run_all(tasks: Sequence[Callable[[], object]], workers: int) -> None:
-    """Run callables in a bounded pool; at the first failure, cancel what has not started."""
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="push") as pool:
-        futures: list[Future[object]] = [pool.submit(task) for task in tasks]
-        try:
-            for future in futures:
-                future.result()
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+    """Run callables in a bounded pool; at the first failure, cancel what has not started.
+
+    A cancelled job does not wait for uploads in flight: they stop at their next read, or the
+    process ends without them (cancel.leave)."""
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="push")
+    futures: list[Future[object]] = [pool.submit(task) for task in tasks]
+    try:
+        for future in futures:
+            future.result()
+    except BaseException:
+        pool.shutdown(wait=not cancel.requested(), cancel_futures=True)
+        raise
+    pool.shutdown()

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import BinaryIO, cast
 
+from gitlab_xacct import cancel
 from gitlab_xacct.registry.image import Blob
 
 CHUNK = 1024 * 1024
@@ -80,6 +81,7 @@ def _tee(blob: Blob, count: int, on_bytes: Callable[[int], None]) -> tuple[
         try:
             with blob.open() as source:
                 while live:
+                    cancel.check()
                     chunk = source.read(CHUNK)
                     on_bytes(len(chunk))
                     live = [p for p in live if _offer(p, chunk)]
