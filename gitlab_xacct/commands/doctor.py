@@ -1,0 +1,38 @@
+"""`gitlab-xacct doctor`: a checklist from the job's variables to a registry upload.
+
+Importing this module stays cheap (cli.py reads OPTIONS for --help); the checks, and boto3,
+load only when the command runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from gitlab_xacct.options import (
+    COMMON_OPTIONS,
+    IDENTITY_OPTIONS,
+    PUSH_OPTIONS,
+    REGISTRY_OPTIONS,
+    Option,
+)
+
+JSON_OPTION = Option(
+    "json", "", "--json", "bool", "print the report as JSON (name, status, side, detail, fix)"
+)
+OPTIONS: tuple[Option, ...] = (
+    *IDENTITY_OPTIONS,
+    *REGISTRY_OPTIONS,
+    *(o for o in PUSH_OPTIONS if o.dest in ("repository", "create_repository")),
+    *COMMON_OPTIONS,
+    JSON_OPTION,
+)
+
+
+def run(env: Mapping[str, str], flags: Mapping[str, object]) -> int:
+    """Prints the report on stdout; the exit code is the first failing check's (0: all ok)."""
+    from gitlab_xacct.doctor import report
+    from gitlab_xacct.doctor.run import diagnose
+
+    checks = diagnose(env, flags, OPTIONS)
+    print(report.as_json(checks) if flags.get("json") else report.as_text(checks), end="")
+    return report.exit_code(checks)

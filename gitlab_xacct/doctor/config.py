@@ -1,0 +1,227 @@
+"""Checks 1 and 2: the variables, each problem collected (not only the first), and the External
+ID's own pitfalls (stray whitespace, a GitLab file-type variable)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
+
+from gitlab_xacct import validate
+from gitlab_xacct.doctor.report import GITLAB, Check, ok
+from gitlab_xacct.errors import ConfigError
+from gitlab_xacct.options import Resolver, check_unknown_variables
+from gitlab_xacct.secrets import register
+from gitlab_xacct.settings import (
+    IdentitySettings,
+    _chain,
+    _region,
+    _web_identity,
+    registry_endpoint,
+)
+
+T = TypeVar("T")
+
+SETTINGS = "settings"
+EXTERNAL_ID = "external id"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DoctorSettings:
+    """What `push` would use for its (single) destination, minus the source and tags."""
+
+    identity: IdentitySettings
+    repository: str
+    create_repository: bool
+    registry_endpoint: str | None
+
+    def summary(self) -> str:
+        target = self.identity.target
+        return (
+            f"role {target.role}, region {self.identity.region}, repository {self.repository}"
+            f"{' (created when missing)' if self.create_repository else ''}, registry "
+            f"{self.registry_endpoint or 'as ECR names it'}"
+        )
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.found: list[str] = []
+
+    def attempt(self, step: Callable[[], T]) -> T | None:
+        try:
+            return step()
+        except ConfigError as exc:
+            self.found.append(str(exc))
+            return None
+
+
+def check_settings(r: Resolver) -> Check:
+    """Every variable on its own, so that one run lists every problem. The External ID is left
+    to `check_external_id`, which says more about it."""
+    env = r.env
+    problems = _Problems()
+    token_variable = env.get("XACCT_ID_TOKEN_VARIABLE", "")
+    for name in sorted(env):
+        if name.startswith("XACCT_"):
+            single = {name: env[name], "XACCT_ID_TOKEN_VARIABLE": token_variable}
+            problems.attempt(partial(check_unknown_variables, single))
+    if env.get("XACCT_DESTINATIONS", "").strip():
+        problems.found.append(
+            "XACCT_DESTINATIONS: the doctor checks one destination; run it once per entry with "
+            "XACCT_ROLE_ARN, XACCT_REGION and XACCT_REPOSITORY set to that entry's values"
+        )
+    role = problems.attempt(
+        lambda: validate.role_arn(*r.required("role_arn", "the ARN of the role to assume"))
+    )
+    region = problems.attempt(lambda: _region(r))
+    chain = problems.attempt(lambda: _chain(r)) or []
+    problems.attempt(lambda: _web_identity(r))
+    for arn in [*([role] if role else []), *(hop.role for hop in chain)]:
+        if region:
+            problems.attempt(partial(validate.same_partition, arn, *region))
+    for dest, check in _SINGLE_VALUES:
+        found = r.get(dest)
+        if found:
+            problems.attempt(partial(check, *found))
+    for flag in ("session_tags", "create_repository", "debug"):
+        problems.attempt(partial(r.boolean, flag))
+    problems.attempt(lambda: registry_endpoint(r))
+    problems.attempt(lambda: _repository(r))
+    if not problems.found:
+        return ok(SETTINGS, "every variable is present and valid")
+    return Check(
+        SETTINGS,
+        "FAIL",
+        "\n".join(problems.found),
+        side=GITLAB,
+        fix=f"correct the {len(problems.found)} problem(s) above in the project's CI/CD "
+        "variables or the job's variables",
+        exit_code=ConfigError.exit_code,
+    )
+
+
+_SINGLE_VALUES: tuple[tuple[str, Callable[[str, str], object]], ...] = (
+    ("session_name", validate.session_name),
+    ("duration_seconds", validate.duration),
+    ("allowed_account_ids", validate.account_ids),
+)
+
+
+def build_settings(r: Resolver) -> DoctorSettings:
+    """After `check_settings` and `check_external_id` passed: the same resolution as push."""
+    return DoctorSettings(
+        identity=IdentitySettings.resolve(r),
+        repository=_repository(r),
+        create_repository=r.boolean("create_repository"),
+        registry_endpoint=registry_endpoint(r),
+    )
+
+
+_SPACE_NAMES = {"\n": "newline", "\r": "carriage return", " ": "space", "\t": "tab"}
+
+
+def _spaces(text: str) -> str:
+    names = [_SPACE_NAMES.get(c, f"U+{ord(c):04X} space") for c in text if c.isspace()]
+    return " and ".join(dict.fromkeys(names))
+
+
+def whitespace(value: str) -> list[str]:
+    """Where the whitespace is, in words ("trailing newline"), never the value."""
+    found = []
+    stripped = value.strip()
+    if value != value.lstrip():
+        found.append(f"leading {_spaces(value[: len(value) - len(value.lstrip())])}")
+    if value != value.rstrip():
+        trail = value[len(value.rstrip()) :]
+        windows = " (a Windows line ending)" if "\r\n" in trail else ""
+        found.append(f"trailing {_spaces(trail)}{windows}")
+    if any(c.isspace() for c in stripped):
+        found.append(f"{_spaces(stripped)} inside the value")
+    return found
+
+
+_FILE_READ_LIMIT = 4096
+
+
+def check_external_id(r: Resolver) -> Check:
+    found = r.get("external_id")
+    if found is None:
+        return Check(
+            EXTERNAL_ID,
+            "warn",
+            "not set: AssumeRole is sent without an ExternalId; most cross-account roles "
+            "demand one",
+            side=GITLAB,
+            fix="if the role's trust policy has a sts:ExternalId condition, add XACCT_EXTERNAL_ID "
+            "as a masked, protected CI/CD variable",
+        )
+    value, origin = found
+    register(value.strip())
+    path = Path(value.strip())
+    if path.is_absolute() and path.is_file():
+        return _file_variable(path, origin)
+    spaces = whitespace(value)
+    if spaces:
+        return Check(
+            EXTERNAL_ID,
+            "FAIL",
+            f"{origin} has {', '.join(spaces)}; AWS compares the External ID byte for byte, and "
+            "rejects whitespace in it",
+            side=GITLAB,
+            fix=f"edit {origin} in Settings > CI/CD > Variables and remove the whitespace "
+            "(a value pasted from a file or a terminal often ends in a newline)",
+            exit_code=ConfigError.exit_code,
+        )
+    try:
+        validate.external_id(value, origin)
+    except ConfigError as exc:
+        return Check(
+            EXTERNAL_ID,
+            "FAIL",
+            str(exc),
+            side=GITLAB,
+            fix=f"set {origin} to the External ID of the role's trust policy",
+            exit_code=ConfigError.exit_code,
+        )
+    return ok(EXTERNAL_ID, f"set ({len(value)} characters, all of them allowed by AWS)")
+
+
+def _file_variable(path: Path, origin: str) -> Check:
+    """A GitLab variable of type File: the job sees a temporary file's path, not the value."""
+    try:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            content = handle.read(_FILE_READ_LIMIT).strip()
+    except OSError:
+        content = ""
+    register(content)
+    inside = (
+        "the file holds a usable External ID"
+        if re.fullmatch(r"[\w+=,.@:/-]{2,1224}", content)
+        else "the file does not hold a usable External ID either"
+    )
+    return Check(
+        EXTERNAL_ID,
+        "FAIL",
+        f"{origin} is the path of an existing file, so it is a GitLab variable of type File: "
+        f"AWS would get the path, not the External ID ({inside})",
+        side=GITLAB,
+        fix=f"change {origin} to type Variable (masked, protected) in Settings > CI/CD > "
+        f'Variables, or read it in the script: export {origin}="$(cat "${origin}")"',
+        exit_code=ConfigError.exit_code,
+    )
+
+
+def _repository(r: Resolver) -> str:
+    found = r.get("repository")
+    if found is None and r.env.get("CI_PROJECT_PATH"):
+        found = (r.env["CI_PROJECT_PATH"].lower(), "CI_PROJECT_PATH (lower-cased)")
+    if found is None:
+        raise ConfigError(
+            "XACCT_REPOSITORY (--repository): no repository set and CI_PROJECT_PATH is unset; "
+            "give the ECR repository name, for example team/app"
+        )
+    return validate.repository(*found)

@@ -1,0 +1,315 @@
+"""Checks 3 and 4: who the job is in AWS, and every AssumeRole hop to the target role.
+
+On AccessDenied, AWS does not say which policy refused, nor whether the role exists; the
+check lists the likely causes in order, narrowed by what BUILD can observe: the configuration
+(an unset External ID), a retry without session tags, and the caller's own identity policy
+when it may read it (own_policy.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from gitlab_xacct.aws import iam
+from gitlab_xacct.aws.credentials import (
+    AssumedRole,
+    assume_role,
+    assume_with_web_identity,
+    base_session,
+    client_config,
+)
+from gitlab_xacct.aws.explain import principal_for
+from gitlab_xacct.aws.identity import CHAINED_MAX_SECONDS, _check_chained_duration, _label
+from gitlab_xacct.doctor import own_policy
+from gitlab_xacct.doctor.own_policy import Verdict
+from gitlab_xacct.doctor.report import BUILD, GITLAB, OURTHING, Cause, Check, ok
+from gitlab_xacct.errors import ConfigError, IdentityError
+from gitlab_xacct.secrets import mask
+from gitlab_xacct.settings import Hop, IdentitySettings
+
+BASE = "base identity"
+ASSUME = "assume role"
+EXTERNAL_ID_PLACEHOLDER = "<value of XACCT_EXTERNAL_ID>"
+_BAD_CREDENTIALS = frozenset(
+    {"InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredToken", "UnrecognizedClientException"}
+)
+
+
+@dataclass(frozen=True)
+class Caller:
+    session: boto3.Session
+    arn: str
+
+    @property
+    def account(self) -> str:
+        return self.arn.split(":")[4]
+
+    @property
+    def is_role_session(self) -> bool:
+        return ":assumed-role/" in self.arn
+
+
+def check_base_identity(identity: IdentitySettings) -> tuple[Check, Caller | None]:
+    found = _caller(identity)
+    if isinstance(found, Check):
+        return found, None
+    caller, how = found
+    if caller.arn.endswith(":root"):
+        return Check(
+            BASE, "FAIL", f"{caller.arn}: the account root user; AWS refuses AssumeRole from it",
+            side=BUILD, fix="use an IAM role or user of the BUILD account",
+            exit_code=IdentityError.exit_code,
+        ), None  # fmt: skip
+    kind = "an assumed-role session" if caller.is_role_session else "an IAM user or federated"
+    detail = f"{caller.arn} (account {caller.account}, {kind}, from {how})"
+    first_chained = 1 if identity.web_identity or caller.is_role_session else 2
+    if first_chained <= len(identity.hops):
+        detail += (
+            f"\nAssumeRole from a role session is role chaining: AWS caps it at "
+            f"{CHAINED_MAX_SECONDS} s (XACCT_DURATION_SECONDS is {identity.duration_seconds})"
+        )
+    try:
+        _check_chained_duration(identity, first_chained)
+    except ConfigError as exc:
+        return Check(
+            BASE, "FAIL", f"{detail}\n{exc}", side=GITLAB,
+            fix=f"set XACCT_DURATION_SECONDS to {CHAINED_MAX_SECONDS} or less",
+            exit_code=ConfigError.exit_code,
+        ), None  # fmt: skip
+    return ok(BASE, detail), caller
+
+
+def _caller(identity: IdentitySettings) -> tuple[Caller, str] | Check:
+    """Who the job is before any AssumeRole: GitLab OIDC's role session, or the runner's own."""
+    if identity.web_identity:
+        web = identity.web_identity
+        try:
+            # Used for one call, the next hop: the shortest lifetime AWS allows is enough.
+            role = assume_with_web_identity(
+                web, session_name=identity.session_name, region=identity.region,
+                duration_seconds=900,
+            )  # fmt: skip
+        except IdentityError as exc:
+            return _fail(BASE, exc, BUILD, f"fix role {web.role.name} or its OIDC provider in "
+                         f"account {web.role.account} as said above")  # fmt: skip
+        how = f"GitLab OIDC (token from {web.token_variable}) into {web.role}"
+        return Caller(role.session, role.arn), how
+    session = base_session()
+    try:
+        sts = session.client("sts", region_name=identity.region, config=client_config())
+        arn = sts.get_caller_identity()["Arn"]
+    except NoCredentialsError:
+        return Check(
+            BASE, "FAIL", "no AWS credentials: boto3 found no instance or task role, no "
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, no AWS_PROFILE, no "
+            "AWS_WEB_IDENTITY_TOKEN_FILE", side=BUILD,
+            fix="give the runner an instance profile or task role, set the AWS_* keys as "
+            "masked variables, or use GitLab OIDC (XACCT_WEB_IDENTITY_ROLE_ARN)",
+            exit_code=IdentityError.exit_code,
+        )  # fmt: skip
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        return Check(
+            BASE, "FAIL", f"sts:GetCallerIdentity refused the runner's credentials "
+            f"({error.get('Code')}: {mask(str(error.get('Message', '')))})",
+            side=BUILD, fix="the runner's AWS credentials are invalid or expired: check its "
+            "role or the AWS_* variables", exit_code=IdentityError.exit_code,
+        )  # fmt: skip
+    except BotoCoreError as exc:
+        return Check(
+            BASE, "FAIL", f"could not reach AWS STS: {mask(str(exc))}", side=BUILD,
+            fix="check the network path to STS (proxy, VPC endpoint, AWS_ENDPOINT_URL)",
+            exit_code=IdentityError.exit_code,
+        )  # fmt: skip
+    return Caller(session, arn), "the runner's own credentials"
+
+
+def _fail(name: str, exc: Exception, side: str, fix: str, code: int = 3) -> Check:
+    return Check(name, "FAIL", str(exc), side=side, fix=fix, exit_code=code)
+
+
+def check_assume(identity: IdentitySettings, caller: Caller) -> tuple[Check, AssumedRole | None]:
+    """Every hop as push makes it; the first refusal is diagnosed."""
+    role: AssumedRole | None = None
+    current = caller
+    arns = []
+    for number in range(1, len(identity.hops) + 1):
+        tags = identity.session_tags if number == 1 else ()
+        try:
+            role = _assume(identity, number, current, tags)
+        except IdentityError as exc:
+            return _diagnose(identity, number, current, exc), None
+        arns.append(role.arn)
+        current = Caller(role.session, role.arn)
+    if role is None:  # settings always hold the target hop
+        raise AssertionError("no role to assume")
+    allowed = identity.allowed_account_ids
+    if allowed is not None and role.account not in allowed:
+        return Check(
+            ASSUME, "FAIL", f"assumed {role.arn}, but XACCT_ALLOWED_ACCOUNT_IDS lists only "
+            f"{', '.join(sorted(allowed))}", side=GITLAB,
+            fix="correct XACCT_ROLE_ARN or XACCT_ALLOWED_ACCOUNT_IDS",
+            exit_code=IdentityError.exit_code,
+        ), None  # fmt: skip
+    via = f" (through {', '.join(arns[:-1])})" if len(arns) > 1 else ""
+    tagged = " with session tags" if identity.session_tags else ""
+    return ok(ASSUME, f"assumed {role.arn}{via}{tagged}, for {identity.duration_seconds} s"), role
+
+
+def _assume(
+    identity: IdentitySettings, number: int, caller: Caller, tags: tuple[tuple[str, str], ...]
+) -> AssumedRole:
+    return assume_role(
+        caller.session,
+        identity.hops[number - 1],
+        label=_label(identity, number),
+        session_name=identity.session_name,
+        region=identity.region,
+        duration_seconds=identity.duration_seconds,
+        tags=tags,
+        tags_in_play=bool(identity.session_tags),
+    )
+
+
+def _diagnose(identity: IdentitySettings, number: int, caller: Caller, exc: IdentityError) -> Check:
+    hop = identity.hops[number - 1]
+    # assume_role raises `from None`: the ClientError is still its __context__, only hidden.
+    original = exc.__context__
+    summary = str(exc).splitlines()[0]
+    if not isinstance(original, ClientError):
+        side = BUILD if isinstance(original, NoCredentialsError | BotoCoreError) else ""
+        return _fail(ASSUME, IdentityError(summary), side, "see above")
+    error = original.response.get("Error", {})
+    code, message = str(error.get("Code", "")), str(error.get("Message", ""))
+    if code in _BAD_CREDENTIALS:
+        return _fail(ASSUME, exc, BUILD, "check the runner's role or the AWS_* variables")
+    if code == "ValidationError" and "role chaining" in message:
+        return _fail(
+            ASSUME, exc, GITLAB, f"set XACCT_DURATION_SECONDS to {CHAINED_MAX_SECONDS} or less",
+            ConfigError.exit_code,
+        )  # fmt: skip
+    if code == "ValidationError" and "MaxSessionDuration" in message:
+        return _fail(
+            ASSUME, exc, f"{GITLAB} or {OURTHING}", f"lower XACCT_DURATION_SECONDS, or raise "
+            f"the MaxSessionDuration of role {hop.role.name} in account {hop.role.account}",
+        )  # fmt: skip
+    if code not in ("AccessDenied", "AccessDeniedException"):
+        return _fail(ASSUME, exc, "", "see AWS's message above")
+
+    tagged = bool(identity.session_tags)
+    causes = _causes(identity, number, caller, hop, message)
+    principal = principal_for(caller.arn)
+    policies = (
+        (
+            f"trust policy role {hop.role.name} needs ({OURTHING}, account {hop.role.account})",
+            iam.trust_policy(
+                principal_arns=[principal],
+                external_id=EXTERNAL_ID_PLACEHOLDER,
+                tag_session=tagged,
+            ),
+        ),
+        (
+            f"identity policy {principal} needs (account {caller.account})",
+            iam.build_policy(role_arns=[str(hop.role)], tag_session=tagged),
+        ),
+    )
+    return Check(
+        ASSUME,
+        "FAIL",
+        f"{summary}\nAWS answers the same AccessDenied whichever policy refused and whether the "
+        "role exists; the causes below are ranked by what this side can see",
+        side=causes[0].side,
+        fix="correct the first cause that applies; the documents below are what each side "
+        "needs, with the real ARNs (the External ID is a placeholder)",
+        exit_code=IdentityError.exit_code,
+        causes=causes,
+        policies=policies,
+    )
+
+
+def _causes(
+    identity: IdentitySettings, number: int, caller: Caller, hop: Hop, message: str
+) -> tuple[Cause, ...]:
+    role = hop.role
+    principal = principal_for(caller.arn)
+    root = f"arn:{role.partition}:iam::{caller.account}:root"
+    build = own_policy.verdict(caller.session, caller.arn, iam.ASSUME, str(role))
+    lacks_assume = Cause(
+        f"the identity policy of {principal} does not allow sts:AssumeRole on {role}"
+        + ("" if build is Verdict.NOT_ALLOWED else " (its policies could not be read to tell)"),
+        BUILD,
+    )
+    if build is Verdict.NOT_ALLOWED:
+        return (lacks_assume,)
+
+    tags_in_play = bool(identity.session_tags)
+    if tags_in_play and number == 1 and _works_without_tags(identity, caller):
+        tag_verdict = own_policy.verdict(caller.session, caller.arn, iam.TAG_SESSION, str(role))
+        trust = Cause(
+            f"the trust policy of {role} does not allow sts:TagSession for {principal} "
+            "(AssumeRole without session tags works)",
+            OURTHING,
+        )
+        identity_side = Cause(
+            f"the identity policy of {principal} does not allow sts:TagSession on {role}",
+            BUILD,
+        )
+        if tag_verdict is Verdict.NOT_ALLOWED:
+            return (identity_side,)
+        if tag_verdict is Verdict.ALLOWED:
+            return (trust,)
+        return trust, identity_side
+
+    causes: list[Cause] = []
+    if hop.external_id is None:
+        causes.append(
+            Cause(
+                f"no External ID is sent ({hop.external_id_origin} is unset) and the trust policy "
+                "demands one",
+                GITLAB,
+            )
+        )
+    else:
+        causes.append(
+            Cause(
+                f"{hop.external_id_origin} differs from the sts:ExternalId in the trust policy of "
+                f"{role} (compare them character by character; neither is printed)",
+                f"{GITLAB} or {OURTHING}",
+            )
+        )
+    causes.append(
+        Cause(
+            f"the trust policy of {role} does not name {principal} (nor {root}) for sts:AssumeRole",
+            OURTHING,
+        )
+    )
+    causes.append(
+        Cause(
+            f"role {role.name} does not exist in account {role.account}, or "
+            f"{hop.origin} misspells its name or path",
+            f"{OURTHING} or {GITLAB}",
+        )
+    )
+    if tags_in_play:
+        tag_cause = Cause(
+            f"session tags are on (XACCT_SESSION_TAGS) and sts:TagSession is not allowed in "
+            f"the trust policy of {role} or the identity policy of {principal}",
+            f"{OURTHING} or {BUILD}",
+        )
+        # AWS names sts:TagSession when that was the refusal: then it comes first.
+        causes.insert(0 if "TagSession" in message else len(causes), tag_cause)
+    if build is Verdict.UNKNOWN:
+        causes.append(lacks_assume)
+    return tuple(causes)
+
+
+def _works_without_tags(identity: IdentitySettings, caller: Caller) -> bool:
+    """Tags are the difference when the same AssumeRole without them goes through."""
+    try:
+        _assume(identity, 1, caller, ())
+    except IdentityError:
+        return False
+    return True

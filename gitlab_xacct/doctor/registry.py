@@ -1,0 +1,86 @@
+"""Checks 7 and 8: the registry answers /v2/ to the ECR login, and takes a blob upload.
+
+The upload probe opens an upload session (POST /v2/REPO/blobs/uploads/), which ECR authorises
+as ecr:InitiateLayerUpload on the repository, and cancels it at once (DELETE on the session's
+Location). No byte is sent, so no blob can exist; the session itself is gone after the DELETE
+(a registry that refuses the DELETE expires it: ECR after 24 hours).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urljoin
+
+from gitlab_xacct.aws.ecr import RegistryLogin
+from gitlab_xacct.doctor.config import DoctorSettings
+from gitlab_xacct.doctor.report import BUILD, GITLAB, OURTHING, Check, ok
+from gitlab_xacct.errors import RegistryAuthError, RegistryUnreachable, XacctError
+from gitlab_xacct.registry.auth import push_scope
+from gitlab_xacct.registry.client import Credentials, Registry
+
+REACHABLE = "registry reachable"
+PUSH = "push permission"
+
+
+def connect(settings: DoctorSettings, login: RegistryLogin) -> Registry:
+    endpoint = settings.registry_endpoint or login.endpoint
+    return Registry(endpoint, Credentials(login.username, login.password), pool=1)
+
+
+def check_reachable(settings: DoctorSettings, registry: Registry) -> Check:
+    source = "XACCT_REGISTRY_ENDPOINT" if settings.registry_endpoint else "ECR's proxyEndpoint"
+    try:
+        registry.ping()
+    except RegistryUnreachable as exc:
+        side = f"{GITLAB} or {BUILD}" if settings.registry_endpoint else BUILD
+        return Check(
+            REACHABLE, "FAIL", str(exc), side=side,
+            fix=f"check {source} ({registry.base_url}) and the runner's network path to it "
+            "(proxy, VPC endpoint, firewall)", exit_code=exc.exit_code,
+        )  # fmt: skip
+    except RegistryAuthError as exc:
+        return Check(
+            REACHABLE, "FAIL", str(exc), side=OURTHING,
+            fix="the registry refused the ECR login: check that it is the target account's "
+            f"registry ({source}) and the role's ECR permissions", exit_code=exc.exit_code,
+        )  # fmt: skip
+    except XacctError as exc:
+        return Check(REACHABLE, "FAIL", str(exc), fix=f"check {source}",
+                     exit_code=exc.exit_code)  # fmt: skip
+    return ok(REACHABLE, f"{registry.base_url}/v2/ accepts the ECR login ({source})")
+
+
+def check_push(settings: DoctorSettings, registry: Registry) -> Check:
+    repository = settings.repository
+    role = settings.identity.target.role
+    scopes = (push_scope(repository),)
+    try:
+        response = registry.send("POST", f"/v2/{repository}/blobs/uploads/", scopes=scopes)
+        location = response.headers.get("Location", "")
+        response.close()
+        registry.check(response, f"the start of a blob upload into {repository}", (202,))
+    except RegistryAuthError as exc:
+        return Check(
+            PUSH, "FAIL", str(exc), side=OURTHING,
+            fix=f"allow role {role.name} the push actions (ecr:InitiateLayerUpload, "
+            f"ecr:UploadLayerPart, ecr:CompleteLayerUpload, ecr:PutImage...) on {repository}",
+            exit_code=exc.exit_code,
+        )  # fmt: skip
+    except XacctError as exc:
+        return Check(PUSH, "FAIL", str(exc), side=OURTHING,
+                     fix="see the registry's answer above", exit_code=exc.exit_code)  # fmt: skip
+    if not location:
+        return Check(PUSH, "warn", "the registry opened an upload without naming it (no "
+                     "Location header); it expires on its own", side="")  # fmt: skip
+    try:
+        cancel = registry.send("DELETE", urljoin(registry.url("/"), location), scopes=scopes)
+        cancel.close()
+    except XacctError as exc:
+        return Check(PUSH, "warn", f"may start uploads; cancelling the probe failed ({exc}); "
+                     "the empty session expires on its own", side="")  # fmt: skip
+    if cancel.status_code not in (200, 202, 204):
+        return Check(
+            PUSH, "warn", f"may start uploads into {repository}; the registry answered HTTP "
+            f"{cancel.status_code} to cancelling the probe, so the empty session expires on "
+            "its own", side="",
+        )  # fmt: skip
+    return ok(PUSH, f"may upload into {repository} (probe upload started and cancelled)")
