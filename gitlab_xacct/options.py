@@ -211,6 +211,32 @@ ENGINE_OPTIONS: tuple[Option, ...] = (
         "leave tags that already exist as they are (default: false; a tag at the same digest "
         "is always left alone)",
     ),
+    Option(
+        "connect_timeout",
+        "XACCT_CONNECT_TIMEOUT",
+        "--connect-timeout",
+        "value",
+        "seconds to wait for a connection to a registry (default: 10)",
+        "SECONDS",
+    ),
+    Option(
+        "read_timeout",
+        "XACCT_READ_TIMEOUT",
+        "--read-timeout",
+        "value",
+        "seconds a registry may stay silent in the middle of a request before it is given up "
+        "(and retried); a slow registry that keeps sending is never cut off (default: 120)",
+        "SECONDS",
+    ),
+    Option(
+        "retries",
+        "XACCT_RETRIES",
+        "--retries",
+        "value",
+        "times a registry request that got no answer, 429 or 5xx is tried again, with "
+        "exponential backoff and the registry's Retry-After (up to 60 s) (0-10, default: 4)",
+        "N",
+    ),
 )
 
 LOGIN_OPTIONS: tuple[Option, ...] = (

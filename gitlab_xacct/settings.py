@@ -6,9 +6,10 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from gitlab_xacct import validate
@@ -27,6 +28,7 @@ from gitlab_xacct.options import (
 )
 from gitlab_xacct.registry.platforms import Platform, parse_platform
 from gitlab_xacct.registry.push import DEFAULT_PARALLELISM, EngineOptions
+from gitlab_xacct.registry.retry import Network
 from gitlab_xacct.registry.sources import SourceSpec, parse_source
 from gitlab_xacct.secrets import Secret
 from gitlab_xacct.validate import RoleArn
@@ -239,8 +241,37 @@ def engine_options(r: Resolver) -> EngineOptions:
             raise ConfigError(f"{origin}: {value!r} is not a number of uploads from 1 to 32")
         parallelism = int(value)
     return EngineOptions(
-        parallelism=parallelism, skip_existing_tags=r.boolean("skip_existing_tags")
+        parallelism=parallelism,
+        skip_existing_tags=r.boolean("skip_existing_tags"),
+        network=_network(r),
     )
+
+
+def _network(r: Resolver) -> Network:
+    """XACCT_CONNECT_TIMEOUT, XACCT_READ_TIMEOUT (seconds, up to an hour), XACCT_RETRIES."""
+    default = Network()
+    seconds = {"connect_timeout": default.connect_timeout, "read_timeout": default.read_timeout}
+    for name in seconds:
+        found = r.get(name)
+        if found:
+            value, origin = found
+            try:
+                number = float(value)
+            except ValueError:
+                number = math.nan
+            if not 0 < number <= 3600:  # NaN fails too
+                raise ConfigError(
+                    f"{origin}: {value!r} is not a number of seconds from 0 to 3600 (e.g. 30)"
+                )
+            seconds[name] = number
+    retries = default.retries
+    found = r.get("retries")
+    if found:
+        value, origin = found
+        if not value.strip().isdigit() or not 0 <= int(value) <= 10:
+            raise ConfigError(f"{origin}: {value!r} is not a number of retries from 0 to 10")
+        retries = int(value)
+    return replace(default, retries=retries, **seconds)
 
 
 def _destinations(r: Resolver) -> tuple[Destination, ...]:

@@ -74,6 +74,7 @@ class CopySettings:
         insecure = frozenset(registry_host(h) for h in listed[0]) if listed else frozenset()
         chunk_size = _chunk_size(r.get("chunk_size"))
         platforms, platforms_origin = platform_list(r)
+        engine = engine_options(r)
 
         def access(host: str, dest: str) -> Access:
             credentials, origin = lookup_credentials(host, env, r.get(dest))
@@ -82,6 +83,7 @@ class CopySettings:
                 origin=origin,
                 insecure_registries=insecure,
                 chunk_size=chunk_size,
+                network=engine.network,
             )
 
         return cls(
@@ -94,7 +96,7 @@ class CopySettings:
             tags=_tags(destination, r),
             platforms=platforms,
             platforms_origin=platforms_origin,
-            engine=engine_options(r),
+            engine=engine,
             debug=r.boolean("debug"),
         )
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 
 from gitlab_xacct import log as xlog
 from gitlab_xacct.aws import ecr
 from gitlab_xacct.aws.identity import assume_target
 from gitlab_xacct.errors import ConfigError
+from gitlab_xacct.registry import remote
 from gitlab_xacct.registry.client import Credentials, Registry
 from gitlab_xacct.registry.image import SourceImage
 from gitlab_xacct.registry.platforms import choose_platforms
@@ -82,7 +84,12 @@ def _connect(
         fresh = ecr.login(client, account=account, region=identity.region, role=role.arn)
         return Credentials(fresh.username, fresh.password)
 
-    registry = Registry(endpoint, Credentials(login.username, login.password), refresh=relogin)
+    registry = Registry(
+        endpoint,
+        Credentials(login.username, login.password),
+        refresh=relogin,
+        network=settings.engine.network,
+    )
     return Target(registry, destination.repository, immutable_tags=immutable)
 
 
@@ -93,9 +100,13 @@ def _open(settings: PushSettings, env: Mapping[str, str]) -> Iterator[SourceImag
     A docker:// source finds its credentials in `env` (XACCT_SRC_CREDS, the Docker config,
     CI_REGISTRY_*), as `copy` does.
     """
+    access = None
+    if settings.source.transport == "docker":  # the same timeouts and retries as the push
+        found = remote.source_access(settings.source.image.api_host, env)
+        access = replace(found, network=settings.engine.network)
     with ExitStack() as stack:
         try:
-            image = stack.enter_context(open_source(settings.source, env=env))
+            image = stack.enter_context(open_source(settings.source, env=env, access=access))
         except ConfigError as exc:
             raise ConfigError(f"{settings.source_origin}: {exc}") from None
         yield choose_platforms(image, settings.platforms, settings.platforms_origin)

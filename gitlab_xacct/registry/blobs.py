@@ -6,6 +6,11 @@ ECR needs. Above `Registry.chunk_size` a blob goes up in PATCH chunks with `Cont
 a connection drops mid-chunk, a GET on the upload URL tells how many bytes the registry holds
 (`Range: 0-N`) and the upload goes on from byte N+1. Either way the bytes are hashed on the way
 and the last byte is never sent when the digest is wrong.
+
+Retrying a blob is safe: it is content-addressed, so whichever upload completes stores the same
+bytes under the same digest; an abandoned upload session is the registry's to expire. The bound
+is the registry's `Network` (`XACCT_RETRIES`): at most 1 + retries whole uploads per blob, and as
+many resumes within one chunked upload.
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ import hashlib
 import io
 import logging
 import re
-import time
 from collections.abc import Iterator
 from functools import partial
 from typing import TYPE_CHECKING, BinaryIO
@@ -26,6 +30,7 @@ from gitlab_xacct import cancel
 from gitlab_xacct.errors import PushError, RegistryUnreachable
 from gitlab_xacct.registry.auth import push_scope
 from gitlab_xacct.registry.image import Blob
+from gitlab_xacct.registry.retry import RETRY_STATUSES, answer, retry_after
 
 if TYPE_CHECKING:
     from gitlab_xacct.registry.client import Registry
@@ -33,7 +38,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024  # read and send blobs a MiB at a time: flat memory, few syscalls
-UPLOAD_ATTEMPTS = 3  # whole uploads per blob; and resumes per chunked upload
 _RANGE = re.compile(r"(?:bytes=)?(\d+)-(\d+)")
 _OCTETS = "application/octet-stream"
 
@@ -41,22 +45,32 @@ _OCTETS = "application/octet-stream"
 class _Transient(Exception):
     """Worth starting the blob's upload over: 5xx, 429, dropped connection, lost session."""
 
+    def __init__(self, reason: str, later: float | None = None) -> None:
+        super().__init__(reason)
+        self.later = later  # the registry's Retry-After, in seconds
+
 
 def upload_blob(registry: Registry, repository: str, blob: Blob) -> None:
     chunked = 0 < registry.chunk_size < blob.size
-    for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+    attempts = registry.network.attempts
+    for attempt in range(1, attempts + 1):
         try:
             if chunked:
                 _chunked(registry, repository, blob)
             else:
                 _monolithic(registry, repository, blob)
         except _Transient as exc:
-            if attempt == UPLOAD_ATTEMPTS:
+            if attempt == attempts:
                 raise PushError(
-                    f"upload of {blob.digest} failed after {attempt} attempts: {exc}"
+                    f"upload of {blob.digest} to {registry.host} failed after {attempt} attempts "
+                    f"(last: {exc}); try again later, or raise XACCT_RETRIES"
                 ) from None
-            log.warning("upload of %s failed (%s); retrying", blob.digest, exc)
-            time.sleep(0.5 * 2**attempt)
+            wait = registry.network.delay(attempt, exc.later)
+            log.warning(
+                "upload of %s failed (%s); starting it over in %.1f s (attempt %d of %d)",
+                blob.digest, exc, wait, attempt + 1, attempts,
+            )  # fmt: skip
+            registry.network.sleep(wait)
         else:
             return
 
@@ -66,9 +80,10 @@ def _open_session(registry: Registry, repository: str, blob: Blob) -> tuple[str,
     left = registry.take_upload_session(repository, blob.digest)
     if left:
         return left, True
-    start = registry.send("POST", f"/v2/{repository}/blobs/uploads/", scopes=_scopes(repository))
-    if start.status_code >= 500 or start.status_code == 429:
-        raise _Transient(f"HTTP {start.status_code} opening the upload")
+    # Opening a session changes nothing that matters (an unused one expires): retried in place.
+    start = registry.send(
+        "POST", f"/v2/{repository}/blobs/uploads/", scopes=_scopes(repository), retry=True
+    )
     registry.check(start, f"starting the upload of {blob.digest}", (202,))
     return _location(registry, start, None), False
 
@@ -84,7 +99,7 @@ def _monolithic(registry: Registry, repository: str, blob: Blob) -> None:
             headers={"Content-Type": _OCTETS},
         )
     except RegistryUnreachable as exc:
-        raise _Transient(str(exc)) from None
+        raise _Transient(_short(exc)) from None
     _finish(registry, response, blob, reused)
 
 
@@ -108,7 +123,7 @@ def _chunked(registry: Registry, repository: str, blob: Blob) -> None:
                 )
                 reason = ""
             except RegistryUnreachable as exc:
-                response, reason = None, str(exc)
+                response, reason = None, _short(exc)
             if response is not None and response.status_code == 202:
                 url = _location(registry, response, url)
                 offset = _held(response.headers.get("Range"), offset, offset + length, blob)
@@ -119,10 +134,13 @@ def _chunked(registry: Registry, repository: str, blob: Blob) -> None:
                     raise _Transient("the upload session left by the mount has expired")
                 if status < 500 and status not in (408, 416, 429):
                     registry.check(response, f"upload of {blob.digest} (PATCH)", (202,))
-                reason = f"HTTP {status}"
+                reason = answer(response)
             resumes += 1
-            if resumes > UPLOAD_ATTEMPTS:
+            if resumes > registry.network.retries:
                 raise _Transient(f"{reason}, {resumes - 1} resumes already")
+            if response is not None:  # the registry answered, so it is there but struggling
+                later = retry_after(response)
+                registry.network.sleep(registry.network.delay(resumes, later))
             url, offset = _status(registry, repository, url, offset, blob)
             log.warning(
                 "upload of %s interrupted (%s); resuming at byte %d", blob.digest, reason, offset
@@ -169,14 +187,19 @@ def _held(header: str | None, acked: int, expected: int | None, blob: Blob) -> i
 
 
 def _finish(registry: Registry, response: requests.Response, blob: Blob, reused: bool) -> None:
-    if response.status_code >= 500 or response.status_code == 429:
-        raise _Transient(f"HTTP {response.status_code}")
+    if response.status_code in RETRY_STATUSES or response.status_code >= 500:
+        raise _Transient(answer(response), retry_after(response))
     if response.status_code == 404 and reused:
         raise _Transient("the upload session left by the mount has expired")
     registry.check(response, f"upload of {blob.digest}", (201,))
     echoed = response.headers.get("Docker-Content-Digest")
     if echoed and echoed != blob.digest:
         raise PushError(f"registry {registry.host} stored blob {blob.digest} under digest {echoed}")
+
+
+def _short(exc: RegistryUnreachable) -> str:
+    """Why there was no answer, without the advice that ends the full message."""
+    return str(getattr(exc, "reason", "") or exc)
 
 
 def _scopes(repository: str) -> tuple[str, ...]:

@@ -1,9 +1,9 @@
 """The registry HTTP API (OCI distribution spec): the calls a push, a pull and a copy need.
 
 One `requests.Session` per registry: pooled connections, a User-Agent, timeouts on every call,
-and retries only for requests that are safe to repeat. Authentication (Basic or Bearer tokens)
-is `auth.Authenticator`'s; blob streams and uploads are `blobs.py`'s. HTTP statuses map to
-domain errors here and nowhere else.
+and retries (bounded, with backoff: `retry.Network`) only for requests that are safe to repeat.
+Authentication (Basic or Bearer tokens) is `auth.Authenticator`'s; blob streams and uploads are
+`blobs.py`'s. HTTP statuses map to domain errors here and nowhere else.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import threading
+import weakref
 from collections.abc import Callable
 from typing import BinaryIO, cast
 from urllib.parse import urlencode, urljoin, urlsplit
@@ -19,7 +20,6 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from gitlab_xacct import __version__
 from gitlab_xacct.errors import NotFound, PushError, RegistryAuthError, RegistryUnreachable
@@ -41,16 +41,25 @@ from gitlab_xacct.registry.image import (
     OCI_MANIFEST,
     Blob,
 )
+from gitlab_xacct.registry.retry import RETRY_STATUSES, Network, answer, no_answer, retry_after
 from gitlab_xacct.secrets import mask
 
-__all__ = ["CHUNK", "Credentials", "NotFound", "Registry", "RegistryUnreachable", "VerifiedStream"]
+__all__ = [
+    "CHUNK",
+    "Credentials",
+    "Network",
+    "NoAnswer",
+    "NotFound",
+    "Registry",
+    "RegistryUnreachable",
+    "VerifiedStream",
+]
 
 log = logging.getLogger(__name__)
-# urllib3 logs each retry as a WARNING with the raw exception; the error we raise after the last
-# one says what failed in one line, so those lines would only repeat it, three times.
+# urllib3 logs a dropped pooled connection as a WARNING with the raw exception; our own retry
+# line (or the error after the last attempt) says it in one line already.
 logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
-TIMEOUT = (10.0, 300.0)  # connect, read (a registry may take a while to commit a big blob)
 MANIFEST_LIMIT = 4 * 1024 * 1024  # the distribution spec's suggested manifest size limit
 DEFAULT_CHUNK_SIZE = 64 * 1024 * 1024
 MANIFEST_ACCEPT = ", ".join((OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST))
@@ -58,6 +67,10 @@ MANIFEST_ACCEPT = ", ".join((OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MA
 # later chunks (aws/containers-roadmap#2831), so AWS hosts always get one streamed PUT.
 _NO_CHUNKING = (".amazonaws.com", ".amazonaws.com.cn")
 _ECR_HINT = "the ECR credentials were not accepted, or the role may not push to this repository"
+# Requests safe to send again as they are: they change nothing on the registry.
+_SAFE = frozenset({"GET", "HEAD"})
+# How many sends an answer took, for the error that gives up on it (see `check`).
+_ATTEMPTS: weakref.WeakKeyDictionary[requests.Response, int] = weakref.WeakKeyDictionary()
 
 
 class Registry:
@@ -65,7 +78,8 @@ class Registry:
 
     `insecure` turns TLS verification off (an `--insecure-registry` host); `chunk_size` is the
     size above which blobs go up in PATCH chunks (0: never); `refresh` returns fresh
-    credentials when the registry rejects the current ones mid-way (once per request).
+    credentials when the registry rejects the current ones mid-way (once per request);
+    `network` holds the timeouts and the bound on retries.
     """
 
     def __init__(
@@ -78,7 +92,9 @@ class Registry:
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         refresh: Callable[[], Credentials] | None = None,
         auth_hint: str = _ECR_HINT,
+        network: Network | None = None,
     ) -> None:
+        self.network = network or Network()
         self.base_url = base_url.rstrip("/")
         parts = urlsplit(self.base_url)
         self.host = parts.netloc
@@ -94,16 +110,9 @@ class Registry:
         self._session.verify = not insecure
         if insecure:  # the user listed this host; one warning per request would drown the log
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-        # HEAD/GET are safe to repeat; uploads retry (or resume) as a whole in blobs.py.
-        retry = Retry(
-            total=3,
-            backoff_factor=0.5,
-            status_forcelist=(429, 500, 502, 503, 504),
-            allowed_methods=frozenset({"HEAD", "GET"}),
-            respect_retry_after_header=True,
-            raise_on_status=False,
-        )
-        adapter = HTTPAdapter(pool_connections=pool, pool_maxsize=pool, max_retries=retry)
+        # No urllib3 retries: `send` retries itself, so it can cap Retry-After, count the
+        # attempts and say what the last answer was. Uploads retry (or resume) in blobs.py.
+        adapter = HTTPAdapter(pool_connections=pool, pool_maxsize=pool)
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
         self._mount_sessions: dict[tuple[str, str], str] = {}
@@ -132,12 +141,56 @@ class Registry:
         body: Callable[[], object] | None = None,
         headers: dict[str, str] | None = None,
         stream: bool = False,
+        retry: bool | None = None,
     ) -> requests.Response:
         """One request; on a 401, authenticate as the registry asks and send it again.
 
         `body` is a factory, called for each send, so a streamed body can be sent again.
         Credentials go only to this registry's own host, never to a redirect's target.
+        With `retry` (default: for GET and HEAD only), no answer, 429 and 5xx are tried again
+        up to `network.retries` times with backoff; the last answer is returned (its attempts
+        noted for `check`), or, when there was none, RegistryUnreachable says how many tries.
         """
+        repeat = method in _SAFE if retry is None else retry
+        attempts = self.network.attempts if repeat else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                response = self._authenticated(
+                    method, path_or_url, scopes=scopes, body=body, headers=headers, stream=stream
+                )
+            except NoAnswer as exc:
+                if attempt == attempts:
+                    raise RegistryUnreachable(_tries(str(exc), attempt)) from None
+                self._pause(method, path_or_url, attempt, exc.reason, None)
+                continue
+            if response.status_code not in RETRY_STATUSES or attempt == attempts:
+                _ATTEMPTS[response] = attempt
+                return response
+            response.close()
+            self._pause(method, path_or_url, attempt, answer(response), retry_after(response))
+        raise AssertionError("unreachable")
+
+    def _pause(
+        self, method: str, path_or_url: str, attempt: int, what: str, later: float | None
+    ) -> None:
+        wait = self.network.delay(attempt, later)
+        path = urlsplit(self.url(path_or_url)).path
+        log.warning(
+            "registry %s: %s %s got %s; trying again in %.1f s (attempt %d of %d)",
+            self.host, method, path, what, wait, attempt + 1, self.network.attempts,
+        )  # fmt: skip
+        self.network.sleep(wait)
+
+    def _authenticated(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        scopes: tuple[str, ...],
+        body: Callable[[], object] | None,
+        headers: dict[str, str] | None,
+        stream: bool,
+    ) -> requests.Response:
         url = self.url(path_or_url)
         ours = urlsplit(url).netloc == self.host
         attempt = Attempt()
@@ -162,7 +215,8 @@ class Registry:
 
     def _request(self, method: str, url: str, **kwargs: object) -> requests.Response:
         try:
-            return self._session.request(method, url, timeout=TIMEOUT, **kwargs)  # type: ignore[arg-type]
+            timeout = self.network.timeout
+            return self._session.request(method, url, timeout=timeout, **kwargs)  # type: ignore[arg-type]
         except requests.exceptions.SSLError as exc:
             if _certificate_problem(exc):
                 raise RegistryAuthError(
@@ -175,9 +229,11 @@ class Registry:
             ) from None
         except requests.exceptions.RequestException as exc:
             endpoint = " (or XACCT_REGISTRY_ENDPOINT)" if self.auth_hint == _ECR_HINT else ""
-            raise RegistryUnreachable(
-                f"could not reach the registry at {self.base_url} ({type(exc).__name__}); check "
-                f"the host name{endpoint} and the network path from the runner"
+            reason = no_answer(exc, self.network)
+            raise NoAnswer(
+                f"could not reach the registry at {self.base_url} ({reason}); check the host "
+                f"name{endpoint} and the network path from the runner",
+                reason,
             ) from None
 
     def _fetch_token(
@@ -198,6 +254,13 @@ class Registry:
                 f"{self.auth_hint}"
             )
         error = NotFound if response.status_code == 404 else PushError
+        attempts = _ATTEMPTS.get(response, 1)
+        if attempts > 1:
+            raise error(
+                f"registry {self.host}: {what} failed after {attempts} attempts (last answer: "
+                f"{answer(response)}{detail}); the registry is overloaded or failing: try again "
+                "later, or raise XACCT_RETRIES"
+            )
         raise error(f"registry {self.host}: {what} failed (HTTP {response.status_code}{detail})")
 
     # ---- the calls ---------------------------------------------------------------------------
@@ -236,16 +299,35 @@ class Registry:
         return "sha256:" + hashlib.sha256(raw).hexdigest()
 
     def get_manifest(self, repository: str, reference: str) -> tuple[bytes, str]:
-        """The manifest's bytes exactly as served and its media type; checked against
-        `reference` when that is a digest; refused over 4 MiB."""
+        """The manifest's bytes exactly as served and its media type; refused (exit 5) over
+        4 MiB, when not a JSON object, when served as a type the document contradicts, or when
+        its bytes do not hash to the digest asked for or to the one the registry names
+        (`Docker-Content-Digest`)."""
         what = f"manifest {repository}:{reference}"
-        response = self.send(
-            "GET",
-            f"/v2/{repository}/manifests/{reference}",
-            scopes=(pull_scope(repository),),
-            headers={"Accept": MANIFEST_ACCEPT},
-            stream=True,
-        )
+        for attempt in range(1, self.network.attempts + 1):
+            response = self.send(
+                "GET",
+                f"/v2/{repository}/manifests/{reference}",
+                scopes=(pull_scope(repository),),
+                headers={"Accept": MANIFEST_ACCEPT},
+                stream=True,
+            )
+            try:
+                raw = self._manifest_body(response, what)
+            except requests.exceptions.RequestException as exc:  # lost mid-body: ask again
+                reason = no_answer(exc, self.network)
+                if attempt == self.network.attempts:
+                    raise RegistryUnreachable(
+                        f"registry {self.host}: the body of {what} was cut off after {attempt} "
+                        f"attempts ({reason})"
+                    ) from None
+                self._pause("GET", f"/v2/{repository}/manifests/{reference}", attempt, reason,
+                            None)  # fmt: skip
+                continue
+            return raw, self._checked(response, raw, reference, what)
+        raise AssertionError("unreachable")
+
+    def _manifest_body(self, response: requests.Response, what: str) -> bytes:
         with response:
             self.check(response, f"GET of {what}", (200,))
             length = response.headers.get("Content-Length", "")
@@ -256,12 +338,38 @@ class Registry:
                 data += piece
                 if len(data) > MANIFEST_LIMIT:
                     raise PushError(f"registry {self.host}: {what} is over 4 MiB")
-        raw = bytes(data)
-        if reference.startswith("sha256:"):
-            actual = "sha256:" + hashlib.sha256(raw).hexdigest()
-            if actual != reference:
-                raise PushError(f"registry {self.host} served bytes hashing to {actual} for {what}")
-        return raw, _media_type(response.headers.get("Content-Type", ""), raw)
+        return bytes(data)
+
+    def _checked(self, response: requests.Response, raw: bytes, reference: str, what: str) -> str:
+        """The media type of a served manifest, after the checks a registry could fail."""
+        actual = "sha256:" + hashlib.sha256(raw).hexdigest()
+        if reference.startswith("sha256:") and actual != reference:
+            raise PushError(f"registry {self.host} served bytes hashing to {actual} for {what}")
+        named = response.headers.get("Docker-Content-Digest", "").strip()
+        if named.startswith("sha256:") and named != actual:
+            raise PushError(
+                f"registry {self.host} served {what} as {named}, but its bytes hash to {actual}"
+            )
+        served = response.headers.get("Content-Type", "")
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict):
+            raise PushError(
+                f"registry {self.host} served {what} as {served or 'no type'}, and it is not a "
+                "JSON object: not an image manifest"
+            )
+        # A type the document contradicts is a broken registry or proxy; a document of a type
+        # we do not push (schema 1) is well-formed, and the source reader refuses it (exit 2).
+        declared = served.split(";", maxsplit=1)[0].strip()
+        own = doc.get("mediaType")
+        if declared in MANIFEST_TYPES | INDEX_TYPES and isinstance(own, str) and own != declared:
+            raise PushError(
+                f"registry {self.host} served {what} as {declared}, but the document says it "
+                f"is {own}"
+            )
+        return _media_type(served, raw)
 
     def open_blob(self, repository: str, digest: str) -> BinaryIO:
         """A stream of the blob's bytes as stored (no content decoding), redirects followed."""
@@ -314,16 +422,45 @@ class Registry:
     def put_manifest(
         self, repository: str, reference: str, manifest: bytes, media_type: str
     ) -> str:
-        """PUT a manifest byte for byte; returns the digest the registry reports for it."""
+        """PUT a manifest byte for byte; returns the digest the registry reports for it.
+
+        Not re-sent blindly: a PUT that got no answer, or a 5xx, may have landed (the registry
+        stored it, then the answer was lost). Sending it again would be harmless on most
+        registries (same bytes, same tag), but not on ECR with immutable tags, which refuses
+        a second PUT of an existing tag (ImageTagAlreadyExistsException), and the first one
+        would then look failed. So before each new send, a HEAD asks where `reference` is:
+        at our digest, it landed and is done; anywhere else, the PUT goes again.
+        """
         expected = "sha256:" + hashlib.sha256(manifest).hexdigest()
-        response = self.send(
-            "PUT",
-            f"/v2/{repository}/manifests/{reference}",
-            scopes=(push_scope(repository),),
-            body=lambda: manifest,
-            headers={"Content-Type": media_type},
-        )
-        self.check(response, f"PUT of manifest {reference}", (200, 201))
+        path = f"/v2/{repository}/manifests/{reference}"
+        what = f"PUT of manifest {reference}"
+        for attempt in range(1, self.network.attempts + 1):
+            if attempt > 1 and self.manifest_digest(repository, reference) == expected:
+                log.info("manifest %s landed at %s before its answer was lost", reference,
+                         expected)  # fmt: skip
+                return expected
+            last = attempt == self.network.attempts
+            try:
+                response = self.send(
+                    "PUT",
+                    path,
+                    scopes=(push_scope(repository),),
+                    body=lambda: manifest,
+                    headers={"Content-Type": media_type},
+                    retry=False,
+                )
+            except NoAnswer as exc:
+                if last:
+                    raise RegistryUnreachable(_tries(str(exc), attempt)) from None
+                self._pause("PUT", path, attempt, exc.reason, None)
+                continue
+            if response.status_code in RETRY_STATUSES and not last:
+                response.close()
+                self._pause("PUT", path, attempt, answer(response), retry_after(response))
+                continue
+            _ATTEMPTS[response] = attempt
+            break
+        self.check(response, what, (200, 201))
         digest = response.headers.get("Docker-Content-Digest", expected)
         if digest != expected:
             raise PushError(
@@ -331,6 +468,22 @@ class Registry:
                 f"bytes pushed hash to {expected}"
             )
         return digest
+
+
+class NoAnswer(RegistryUnreachable):
+    """No answer at all (refused, reset, timed out): worth another try, unlike a TLS mismatch."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _tries(message: str, attempts: int) -> str:
+    """`message` with the number of attempts, before its advice (after the first `;`)."""
+    if attempts == 1:
+        return message
+    head, sep, advice = message.partition("; ")
+    return f"{head} after {attempts} attempts{sep}{advice}"
 
 
 def _certificate_problem(exc: BaseException) -> bool:

@@ -22,6 +22,7 @@ from gitlab_xacct.errors import PushError
 from gitlab_xacct.registry.client import Registry
 from gitlab_xacct.registry.image import Blob, ImageIndex, ImageManifest, SourceImage
 from gitlab_xacct.registry.progress import Progress
+from gitlab_xacct.registry.retry import Network
 from gitlab_xacct.registry.tee import Tee
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class Target:
 class EngineOptions:
     parallelism: int = DEFAULT_PARALLELISM
     skip_existing_tags: bool = False
+    network: Network = field(default_factory=Network)  # timeouts, retries of every registry
 
 
 @dataclass

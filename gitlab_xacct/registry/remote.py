@@ -19,7 +19,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Collection, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -30,7 +30,7 @@ import urllib3
 from gitlab_xacct import docker_config
 from gitlab_xacct.errors import ConfigError, NotFound, RegistryAuthError, RegistryUnreachable
 from gitlab_xacct.options import split_list
-from gitlab_xacct.registry.client import DEFAULT_CHUNK_SIZE, Credentials, Registry
+from gitlab_xacct.registry.client import DEFAULT_CHUNK_SIZE, Credentials, Network, Registry
 from gitlab_xacct.registry.image import (
     INDEX_TYPES,
     MANIFEST_TYPES,
@@ -66,6 +66,7 @@ class Access:
     origin: str  # "--src-creds", "Docker config PATH", "CI_JOB_TOKEN", "anonymous", ...
     insecure_registries: frozenset[str] = frozenset()
     chunk_size: int = DEFAULT_CHUNK_SIZE
+    network: Network = field(default_factory=Network)  # timeouts and retries
 
 
 # ---- credentials -------------------------------------------------------------------------
@@ -193,6 +194,7 @@ def connect(host: str, access: Access, *, auth_hint: str, pool: int = 8) -> Regi
         insecure=not verify,
         chunk_size=access.chunk_size,
         auth_hint=auth_hint,
+        network=access.network,
     )
 
 

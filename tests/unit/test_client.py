@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from gitlab_xacct.errors import NotFound, PushError, RegistryAuthError
-from gitlab_xacct.registry.client import MANIFEST_ACCEPT, Registry
+from gitlab_xacct.registry.client import MANIFEST_ACCEPT, Network, Registry
 from gitlab_xacct.registry.image import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
@@ -23,12 +23,12 @@ from gitlab_xacct.registry.image import (
     Blob,
 )
 from gitlab_xacct.registry.remote import Access, connect, is_insecure, transport_plan
-from tests.unit.httpfake import FakeRegistry, Seen, digest
+from tests.unit.httpfake import HOST, FakeRegistry, Seen, digest
 
 
 @pytest.fixture(autouse=True)
 def _no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("gitlab_xacct.registry.blobs.time.sleep", lambda _seconds: None)
+    monkeypatch.setattr("gitlab_xacct.registry.retry.time.sleep", lambda _seconds: None)
 
 
 def blob_of(data: bytes) -> Blob:
@@ -252,10 +252,14 @@ def test_a_dropped_chunk_resumes_from_the_registry_range() -> None:
 def test_a_chunk_dropping_every_time_fails_after_bounded_attempts() -> None:
     server = FakeRegistry()
     server.drops.append(lambda s: 10 if s.method == "PATCH" else None)
-    with server.client(chunk_size=4096) as registry, pytest.raises(PushError) as caught:
+    network = Network(retries=2)
+    with (
+        server.client(chunk_size=4096, network=network) as registry,
+        pytest.raises(PushError) as caught,
+    ):
         registry.upload_blob("team/app", blob_of(DATA))
-    assert f"upload of {digest(DATA)} failed after 3 attempts" in str(caught.value)
-    assert len(server.requests_to("PATCH")) == 3 * 4  # 3 uploads, each 1 try + 3 resumes
+    assert f"upload of {digest(DATA)} to {HOST} failed after 3 attempts" in str(caught.value)
+    assert len(server.requests_to("PATCH")) == 3 * 3  # 3 uploads, each 1 try + 2 resumes
     assert digest(DATA) not in server.blobs
 
 

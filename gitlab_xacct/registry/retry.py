@@ -1,0 +1,109 @@
+"""How hard to try a registry: timeouts, the bound on attempts, and the wait between them.
+
+One policy for every registry request: connect and read timeouts on each send, at most
+`retries` more tries of a request that failed in a way worth repeating (no answer, 429, 5xx),
+with exponential backoff and jitter between them, and never sooner than the registry's own
+`Retry-After` (capped: a registry asking for an hour would otherwise hold the job past its
+timeout). Nothing here runs on the fast path: a healthy registry costs no extra request and no
+sleep.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import requests
+
+# Answers worth asking again: rate limited, or the registry (or its load balancer) is struggling.
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Network:
+    """`XACCT_CONNECT_TIMEOUT`, `XACCT_READ_TIMEOUT`, `XACCT_RETRIES` and the backoff."""
+
+    connect_timeout: float = 10.0
+    # Between two reads of one socket, not for a whole transfer: a slow peer that keeps sending
+    # is fine; one that sends nothing this long is given up on. A registry may think a while
+    # before answering the PUT that completes a big blob, hence minutes, not seconds.
+    read_timeout: float = 120.0
+    retries: int = 4  # a request is sent at most 1 + retries times
+    backoff: float = 0.5  # the first wait; doubles after each failure
+    backoff_cap: float = 30.0
+    retry_after_cap: float = 60.0
+
+    @property
+    def attempts(self) -> int:
+        return 1 + self.retries
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        return (self.connect_timeout, self.read_timeout)
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based): exponential with
+        "equal jitter" (half fixed, half random), so parallel uploads that failed together do
+        not come back together; never less than the registry's (capped) Retry-After."""
+        ceiling = min(self.backoff_cap, self.backoff * 2.0 ** (attempt - 1))
+        wait = ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 (jitter, not secrecy)
+        if retry_after is not None:
+            wait = max(wait, min(retry_after, self.retry_after_cap))
+        return wait
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+def retry_after(response: requests.Response) -> float | None:
+    """The `Retry-After` of an answer in seconds: delta-seconds or an HTTP date; None when
+    absent or unreadable (a past date counts as 0)."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def answer(response: requests.Response) -> str:
+    """An answer in a few words for a log line or an error: `HTTP 503 (Retry-After: 2)`."""
+    text = f"HTTP {response.status_code}"
+    if response.reason:
+        text += f" {response.reason}"
+    later = response.headers.get("Retry-After")
+    return f"{text} (Retry-After: {later.strip()})" if later else text
+
+
+def no_answer(exc: requests.exceptions.RequestException, network: Network) -> str:
+    """Why a request got no answer, naming the timeout that ran out and its variable."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return f"no connection within {network.connect_timeout:g} s (XACCT_CONNECT_TIMEOUT)"
+    if isinstance(exc, requests.exceptions.ReadTimeout) or "Read timed out" in str(exc):
+        return f"no answer within {network.read_timeout:g} s (XACCT_READ_TIMEOUT)"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        text = str(exc)
+        for clue, words in _CLUES:
+            if clue in text:
+                return words
+    return type(exc).__name__
+
+
+_CLUES = (
+    ("Connection refused", "connection refused"),
+    ("Connection reset", "connection reset by peer"),
+    ("RemoteDisconnected", "connection closed without an answer"),
+    ("Connection aborted", "connection aborted"),
+    ("Broken pipe", "connection broken (broken pipe)"),
+    ("Name or service not known", "host name not found"),
+    ("Temporary failure in name resolution", "host name not found (DNS)"),
+)
