@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 from gitlab_xacct import __version__, cancel
 from gitlab_xacct import log as xlog
 from gitlab_xacct._malloc import keep_transfer_buffers
+from gitlab_xacct.bootstrap.settings import BUILD_POLICY_OPTIONS, ROLE_OPTIONS
+from gitlab_xacct.commands.gitlab_configure import OPTIONS as GITLAB_CONFIGURE_OPTIONS
 from gitlab_xacct.errors import XacctError
+from gitlab_xacct.commands.doctor import OPTIONS as DOCTOR_OPTIONS
 from gitlab_xacct.options import COMMON_OPTIONS, COPY_OPTIONS, Option
 from gitlab_xacct.secrets import mask, register
 from gitlab_xacct.settings import CredentialsSettings, LoginSettings, PushSettings
@@ -31,7 +36,9 @@ EXIT_CODES = """exit codes:
      uploaded after the signal, so nothing is tagged, and a rerun reuses the blobs"""
 
 # Values that may sit in the environment and must never be echoed, even in a traceback.
-_SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "XACCT_EXTERNAL_ID")
+_SECRET_ENV = (
+    "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "XACCT_EXTERNAL_ID", "GITLAB_TOKEN"
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -82,13 +89,66 @@ COMMANDS: dict[str, Command] = {
             ("dest", "DEST", "where to: docker://HOST/REPO[:TAG] (a tag here or in --tag)"),
         ),
     ),
+    "bootstrap role": Command(
+        "create or update the OURTHING role: trust, External ID, ECR push permissions",
+        "Run with an OURTHING administrator's credentials: create or update, idempotently, the "
+        "role BUILD's jobs assume (trust with an External ID, least-privilege ECR push policy); "
+        "--check compares, --dry-run prints the documents.",
+        ROLE_OPTIONS,
+        "gitlab_xacct.commands.bootstrap:run_role",
+    ),
+    "bootstrap build-policy": Command(
+        "print (or put on the runner's role) the BUILD identity policy to assume the role",
+        "The identity policy the runner's role in BUILD needs to assume the OURTHING role; "
+        "printed, or put inline on a role with --attach-to-role (BUILD administrator's "
+        "credentials).",
+        BUILD_POLICY_OPTIONS,
+        "gitlab_xacct.commands.bootstrap:run_build_policy",
+    ),
+    "gitlab configure": Command(
+        "set the XACCT_* CI/CD variables of a GitLab project or group; lint its CI file",
+        "Set XACCT_ROLE_ARN, XACCT_REGION, XACCT_REPOSITORY and XACCT_EXTERNAL_ID (masked, "
+        "protected, hidden where GitLab can) as CI/CD variables of a project or group, "
+        "idempotently, with an access token (GITLAB_TOKEN or --token-file; never CI_JOB_TOKEN); "
+        "--lint validates the CI file with GitLab's CI lint.",
+        GITLAB_CONFIGURE_OPTIONS,
+        "gitlab_xacct.commands.gitlab_configure:run",
+    ),
+    "doctor": Command(
+        "check every link from these variables to an ECR upload; say which side to fix",
+        "Run in a job or on a laptop with push's variables: checks the settings, the External "
+        "ID, the base identity, each AssumeRole hop, the ECR token, the repository, the "
+        "registry and a blob upload (started and cancelled), and names for each failure the "
+        "side to fix (BUILD, OURTHING, GitLab variables) and the fix. Exit 0 only when every "
+        "check passes, else the exit code of the first failure.",
+        DOCTOR_OPTIONS,
+        "gitlab_xacct.commands.doctor:run",
+    ),
 }  # fmt: skip
 # One-line help of the command groups (the first word of a two-word command name).
-GROUPS: dict[str, str] = {}
+GROUPS: dict[str, str] = {
+    "bootstrap": "set up both accounts: the OURTHING role, the BUILD identity policy",
+    "gitlab": "set up the GitLab side: the project's or group's CI/CD variables",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line like every other error (exit 2), and a misspelt
+    flag gets a "did you mean". Sub-command parsers are made of the same class."""
+
+    def error(self, message: str) -> NoReturn:
+        prefix = "unrecognized arguments: "
+        words = message.removeprefix(prefix).split() if message.startswith(prefix) else []
+        flags = sorted({o.flag for c in COMMANDS.values() for o in c.options})
+        unknown = next((w.partition("=")[0] for w in words if w.startswith("--")), "")
+        close = difflib.get_close_matches(unknown, flags, n=1) if unknown else []
+        hint = f"did you mean {close[0]}? " if close else ""
+        _print_error(f"{message}; {hint}see {self.prog} --help")
+        sys.exit(2)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="gitlab-xacct",
         description="Push container images from a GitLab job into ECR in another AWS account.",
         epilog=EXIT_CODES,

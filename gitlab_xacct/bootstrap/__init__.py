@@ -1,0 +1,1 @@
+"""`gitlab-xacct bootstrap`: the administrators' commands that set up both accounts."""
