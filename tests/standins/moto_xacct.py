@@ -26,6 +26,7 @@ from moto.ecr.responses import ECRResponse
 from moto.iam import access_control
 from moto.iam import models as iam_models
 from moto.iam.exceptions import NotFoundException
+from moto.iam.responses import IamResponse
 from moto.iam.utils import (
     EXTERNAL_CONDITION_SOURCES,
     REQUIRE_RESOURCE_ACCESS_POLICIES_CHECK,
@@ -204,6 +205,23 @@ def _ecr_resource(self: Any) -> str:
     return prefix + (names[0] if len(names) == 1 and names[0] else "*")
 
 
+def _iam_resource(self: Any) -> str:
+    # moto names the resource of role calls only; every user and group call was authorised
+    # against "*", so a policy scoped to the caller's own ARN (iam:GetUserPolicy on
+    # arn:aws:iam::A:user/NAME, as AWS evaluates it) never matched. Name them as AWS does.
+    resource = _original_iam_resource(self)
+    if resource != "*":
+        return resource
+    for key, kind in (("UserName", "user"), ("GroupName", "group")):
+        names = self.data.get(key)
+        if names:
+            return f"arn:{self.partition}:iam::{self.current_account}:{kind}/{names[0]}"
+    return resource
+
+
+_original_iam_resource = IamResponse._determine_resource
+
+
 def _raise_access_denied(self: Any) -> None:
     # moto words every denial as IAM's XML; ECR speaks JSON, so botocore saw Code "403" with the
     # XML as message. Answer as AWS ECR does: HTTP 400, {"__type": "AccessDeniedException"}.
@@ -245,6 +263,7 @@ def apply_patches() -> None:
     request_base._is_assuming_role_operation = _is_assuming_role_operation  # type: ignore[method-assign]
     request_base._check_role_trust_relationship = _check_role_trust_relationship  # type: ignore[method-assign]
     ECRResponse._determine_resource = _ecr_resource  # type: ignore[attr-defined]
+    IamResponse._determine_resource = _iam_resource  # type: ignore[method-assign]
     access_control.IAMRequest._raise_access_denied = _raise_access_denied  # type: ignore[method-assign]
     apply_sts_patches()  # wraps the trust check installed just above
 

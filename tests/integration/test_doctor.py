@@ -1,0 +1,314 @@
+"""`gitlab-xacct doctor` names the cause and the side of each misconfiguration, set up for real
+on moto in auth mode (tests/standins/doctor_worlds.py) with the local registry."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import CLI
+from tests.standins.doctor_worlds import (
+    BUILD_ACCOUNT,
+    OURTHING_ACCOUNT,
+    REPOSITORY,
+    DoctorWorld,
+    build_doctor_world,
+    role_arn,
+)
+from tests.standins.servers import MotoServer, Registry, start_moto
+
+EXTERNAL_ID = "sentinel-doctor-ExtId-3b9e17c4"
+NAMES = [
+    "settings",
+    "external id",
+    "base identity",
+    "assume role",
+    "ecr token",
+    "repository",
+    "registry reachable",
+    "push permission",
+]
+
+
+@pytest.fixture(scope="module")
+def doctor_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    with start_moto(tmp_path_factory.mktemp("doctor-moto")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def doctor_world(doctor_moto: MotoServer) -> DoctorWorld:
+    return build_doctor_world(doctor_moto.url, external_id=EXTERNAL_ID)
+
+
+@dataclass
+class Doctor:
+    world: DoctorWorld
+    registry: Registry
+    home: Path
+    outputs: list[str] = field(default_factory=list)
+
+    def env(self, **xacct: str) -> dict[str, str]:
+        return {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.home),
+            **self.world.keys_env(self.world.runner),
+            "CI_PROJECT_ID": "4242",
+            "CI_PIPELINE_ID": "1001",
+            "CI_JOB_ID": "90001",
+            "XACCT_ROLE_ARN": role_arn("OurThingBuildRole"),
+            "XACCT_EXTERNAL_ID": EXTERNAL_ID,
+            "XACCT_REPOSITORY": REPOSITORY,
+            "XACCT_REGISTRY_ENDPOINT": self.registry.url,
+            **xacct,
+        }
+
+    def run(self, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [CLI, "doctor", *args], env=env, capture_output=True, text=True, timeout=120,
+            check=False,
+        )  # fmt: skip
+        self.outputs += [result.stdout, result.stderr]
+        return result
+
+    def report(self, env: dict[str, str]) -> tuple[int, dict[str, dict[str, Any]]]:
+        """Exit code and the --json report's checks by name (all eight, in order)."""
+        result = self.run(env, "--json")
+        assert result.stdout, result.stderr
+        parsed = json.loads(result.stdout)
+        assert [c["name"] for c in parsed["checks"]] == NAMES
+        assert parsed["exit_code"] == result.returncode
+        assert parsed["ok"] is (result.returncode == 0)
+        return result.returncode, {c["name"]: c for c in parsed["checks"]}
+
+
+@pytest.fixture
+def doctor(doctor_world: DoctorWorld, registry: Registry, tmp_path: Path) -> Iterator[Doctor]:
+    doctor = Doctor(doctor_world, registry, tmp_path)
+    yield doctor
+    secrets = [
+        EXTERNAL_ID,
+        doctor_world.runner.secret_access_key,
+        doctor_world.no_assume.secret_access_key,
+        registry.password,
+    ]
+    for text in doctor.outputs:
+        for secret in secrets:
+            assert secret not in text, "a secret reached the output"
+
+
+def storage_files(registry: Registry) -> set[str]:
+    """Files under the registry's storage, without the hash state distribution 2.8 writes
+    after a cancelled upload (distribution/distribution#4524): no data, no startedat, so the
+    registry knows no upload there (the doctor checks that with a GET: 404)."""
+    root = registry.log_path.parent / "registry-data"
+    files = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+    return {f for f in files if not re.search(r"/_uploads/[^/]+/hashstates/", f)}
+
+
+def failed_after(checks: dict[str, dict[str, Any]], name: str) -> None:
+    """`name` is the first failure; everything before passed (or warned), everything after
+    was skipped."""
+    position = NAMES.index(name)
+    assert checks[name]["status"] == "FAIL"
+    assert all(checks[n]["status"] in ("ok", "warn") for n in NAMES[:position])
+    assert all(checks[n]["status"] == "skipped" for n in NAMES[position + 1 :])
+
+
+def test_a_correct_setup_passes_every_check_and_leaves_nothing_behind(doctor: Doctor) -> None:
+    before = storage_files(doctor.registry)
+
+    code, checks = doctor.report(doctor.env())
+
+    assert code == 0, checks
+    assert {c["status"] for c in checks.values()} == {"ok"}
+    assert f"user/gitlab-runner (account {BUILD_ACCOUNT}" in checks["base identity"]["detail"]
+    assert "assumed-role/OurThingBuildRole/" in checks["assume role"]["detail"]
+    assert "probe upload started and cancelled" in checks["push permission"]["detail"]
+    left = storage_files(doctor.registry) - before
+    assert not left, f"the probe left {sorted(left)}"
+    assert not [f for f in left if "/blobs/" in f or f.endswith(("/data", "/startedat"))]
+
+
+def test_the_text_report_is_one_line_per_check(doctor: Doctor) -> None:
+    result = doctor.run(doctor.env())
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "gitlab-xacct doctor"
+    for line, name in zip(lines[1:], NAMES, strict=False):
+        assert line.split()[0] == "ok"
+        assert name in line
+    assert lines[-1] == "every check passed"
+    assert "Traceback" not in result.stderr
+
+
+def test_wrong_external_id(doctor: Doctor) -> None:
+    code, checks = doctor.report(doctor.env(XACCT_EXTERNAL_ID="sentinel-wrong-ExtId-0000"))
+    assert code == 3
+    failed_after(checks, "assume role")
+    check = checks["assume role"]
+    assert "GitLab variables" in check["side"]
+    assert check["causes"][0]["cause"].startswith("XACCT_EXTERNAL_ID differs from the sts:Ext")
+    assert "sentinel-wrong-ExtId-0000" not in json.dumps(checks)
+    trust = check["policies"][0]["document"]
+    statement = trust["Statement"][0]
+    assert statement["Principal"] == {"AWS": [f"arn:aws:iam::{BUILD_ACCOUNT}:user/gitlab-runner"]}
+    assert statement["Condition"] == {
+        "StringEquals": {"sts:ExternalId": "<value of XACCT_EXTERNAL_ID>"}
+    }
+    build = check["policies"][1]["document"]
+    assert build["Statement"][0]["Resource"] == [role_arn("OurThingBuildRole")]
+
+
+def test_external_id_with_a_trailing_newline_is_named_before_any_aws_call(doctor: Doctor) -> None:
+    code, checks = doctor.report(doctor.env(XACCT_EXTERNAL_ID=EXTERNAL_ID + "\n"))
+    assert code == 2
+    failed_after(checks, "external id")
+    assert "trailing newline" in checks["external id"]["detail"]
+    assert checks["external id"]["side"] == "GitLab variables"
+
+
+def test_external_id_given_as_a_file_variable(doctor: Doctor) -> None:
+    path = doctor.home / "XACCT_EXTERNAL_ID"
+    path.write_text(EXTERNAL_ID + "\n")
+    code, checks = doctor.report(doctor.env(XACCT_EXTERNAL_ID=str(path)))
+    assert code == 2
+    assert "type File" in checks["external id"]["detail"]
+    assert "holds a usable External ID" in checks["external id"]["detail"]
+
+
+def test_no_external_id_when_the_role_demands_one(doctor: Doctor) -> None:
+    env = doctor.env()
+    del env["XACCT_EXTERNAL_ID"]
+    code, checks = doctor.report(env)
+    assert code == 3
+    assert checks["external id"]["status"] == "warn"
+    failed_after(checks, "assume role")
+    check = checks["assume role"]
+    assert check["side"] == "GitLab variables"
+    assert check["causes"][0]["cause"].startswith("no External ID is sent")
+
+
+def test_caller_lacks_assume_role_in_build(doctor: Doctor) -> None:
+    env = doctor.env(**doctor.world.keys_env(doctor.world.no_assume))
+    code, checks = doctor.report(env)
+    assert code == 3
+    failed_after(checks, "assume role")
+    check = checks["assume role"]
+    assert check["side"] == "BUILD"
+    assert [c["side"] for c in check["causes"]] == ["BUILD"]
+    assert "user/no-assume does not allow sts:AssumeRole" in check["causes"][0]["cause"]
+
+
+def test_role_does_not_exist(doctor: Doctor) -> None:
+    code, checks = doctor.report(doctor.env(XACCT_ROLE_ARN=role_arn("OurThingBiuldRole")))
+    assert code == 3
+    failed_after(checks, "assume role")
+    check = checks["assume role"]
+    missing = [c for c in check["causes"] if "does not exist" in c["cause"]]
+    assert missing
+    assert "OURTHING" in missing[0]["side"]
+    assert (
+        f"role OurThingBiuldRole does not exist in account {OURTHING_ACCOUNT}"
+        in (missing[0]["cause"])
+    )
+    # BUILD is ruled out: the runner may read its own policy, which allows the AssumeRole.
+    assert all(c["side"] != "BUILD" for c in check["causes"])
+
+
+def test_role_lacks_ecr_permissions(doctor: Doctor) -> None:
+    code, checks = doctor.report(doctor.env(XACCT_ROLE_ARN=role_arn("NoEcrRole")))
+    assert code == 4
+    failed_after(checks, "ecr token")
+    check = checks["ecr token"]
+    assert check["side"] == "OURTHING"
+    assert "ecr:GetAuthorizationToken" in check["detail"]
+    statements = check["policies"][0]["document"]["Statement"]
+    assert statements[0]["Action"] == "ecr:GetAuthorizationToken"
+    assert statements[1]["Resource"] == [
+        f"arn:aws:ecr:us-east-1:{OURTHING_ACCOUNT}:repository/{REPOSITORY}"
+    ]
+
+
+def test_missing_repository_and_creation_not_allowed(doctor: Doctor) -> None:
+    code, checks = doctor.report(
+        doctor.env(XACCT_REPOSITORY="team/missing", XACCT_CREATE_REPOSITORY="true")
+    )
+    assert code == 4
+    failed_after(checks, "repository")
+    check = checks["repository"]
+    assert check["side"] == "OURTHING"
+    assert "may not call ecr:CreateRepository" in check["detail"]
+    assert not doctor.world.repository_exists("team/missing")
+
+
+def test_missing_repository_that_the_role_could_create(doctor: Doctor) -> None:
+    env = doctor.env(XACCT_REPOSITORY="team/new", XACCT_ROLE_ARN=role_arn("CreatorRole"))
+    code, checks = doctor.report(env)
+    assert code == 4
+    assert checks["repository"]["side"] == "GitLab variables"
+    assert "set XACCT_CREATE_REPOSITORY=true" in checks["repository"]["fix"]
+
+    env["XACCT_CREATE_REPOSITORY"] = "true"
+    code, checks = doctor.report(env)
+    assert checks["repository"]["status"] == "ok", checks["repository"]
+    assert "may create it" in checks["repository"]["detail"]
+    assert not doctor.world.repository_exists("team/new")  # the probe created nothing
+
+
+def test_wrong_region(doctor: Doctor) -> None:
+    code, checks = doctor.report(doctor.env(XACCT_REGION="eu-west-1"))
+    assert code == 4
+    failed_after(checks, "repository")
+    check = checks["repository"]
+    assert check["side"] == "GitLab variables"
+    assert "not in eu-west-1" in check["detail"]
+    assert "exists in us-east-1" in check["detail"]
+    assert check["fix"] == "set XACCT_REGION=us-east-1"
+
+
+def test_chained_session_asking_for_more_than_an_hour(doctor: Doctor) -> None:
+    env = doctor.env(**doctor.world.instance_role_env(), XACCT_DURATION_SECONDS="7200")
+    code, checks = doctor.report(env)
+    assert code == 2
+    failed_after(checks, "base identity")
+    check = checks["base identity"]
+    assert "assumed-role/RunnerInstanceRole/" in check["detail"]
+    assert "role chaining" in check["detail"]
+    assert check["side"] == "GitLab variables"
+    assert check["fix"] == "set XACCT_DURATION_SECONDS to 3600 or less"
+
+    env["XACCT_DURATION_SECONDS"] = "3600"
+    code, checks = doctor.report(env)
+    assert code == 0, checks
+
+
+def test_tag_session_missing_with_tags_on(doctor: Doctor) -> None:
+    code, checks = doctor.report(doctor.env(XACCT_SESSION_TAGS="true"))
+    assert code == 3
+    failed_after(checks, "assume role")
+    check = checks["assume role"]
+    assert check["side"] == "OURTHING"
+    assert len(check["causes"]) == 1
+    assert "does not allow sts:TagSession" in check["causes"][0]["cause"]
+    trust = check["policies"][0]["document"]
+    assert trust["Statement"][0]["Action"] == ["sts:AssumeRole", "sts:TagSession"]
+
+
+def test_failure_text_names_side_causes_and_policies(doctor: Doctor) -> None:
+    result = doctor.run(doctor.env(XACCT_ROLE_ARN=role_arn("OurThingBiuldRole")))
+    assert result.returncode == 3
+    out = result.stdout
+    assert "  FAIL    assume role          [" in out
+    assert "likely causes, most likely first:" in out
+    assert f'"arn:aws:iam::{OURTHING_ACCOUNT}:role/OurThingBiuldRole"' in out
+    assert "skipped ecr token" in " ".join(out.split())
+    assert "Traceback" not in result.stderr
