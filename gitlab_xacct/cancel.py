@@ -21,14 +21,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from gitlab_xacct.errors import XacctError
-
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 EXIT_CODES = frozenset(128 + s for s in SIGNALS)  # 143 and 130, as a shell reports them
 
 
-class Cancelled(XacctError):
-    """The job was cancelled by a signal; exit code 128 + the signal's number."""
+class Cancelled(BaseException):
+    """The job was cancelled by a signal; exit code 128 + the signal's number.
+
+    Not an XacctError: like KeyboardInterrupt it derives from BaseException, so that no
+    library's `except Exception` takes it for a failure worth retrying (botocore wraps whatever
+    Exception interrupts a request into a retryable HTTPClientError, and sends it again).
+    """
 
     def __init__(self, signum: int) -> None:
         self.signal_name = signal.Signals(signum).name

@@ -32,6 +32,9 @@ class Blob:
     size: int
     media_type: str
     open: Callable[[], BinaryIO]
+    # (registry host, repository) that already holds the blob, for a docker:// source: a
+    # destination on the same registry mounts it from there instead of reading and uploading it.
+    mount_from: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -57,6 +57,11 @@ class Progress:
     def blob_started(self, digest: str, blob_size: int, where: str) -> None:
         log.info("upload   %s (%s) to %s", digest, size(blob_size), where)
 
+    def blob_counted(self) -> None:
+        """A blob that needed no bytes moved (mounted); its line was logged where it happened."""
+        with self._lock:
+            self._blobs += 1
+
     def blob_done(self, digest: str, blob_size: int, elapsed: float, how: str = "uploaded") -> None:
         with self._lock:
             self._blobs += 1

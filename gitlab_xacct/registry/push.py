@@ -18,7 +18,7 @@ from functools import partial
 from typing import BinaryIO, cast
 
 from gitlab_xacct import cancel
-from gitlab_xacct.errors import PushError
+from gitlab_xacct.errors import PushError, RegistryAuthError
 from gitlab_xacct.registry.client import Registry
 from gitlab_xacct.registry.image import Blob, ImageIndex, ImageManifest, SourceImage
 from gitlab_xacct.registry.progress import Progress
@@ -187,15 +187,13 @@ def _blob_everywhere(
     """Upload where missing, reading the source once: one upload per registry (a tee when
     there are several), then cross-repository mounts inside each registry."""
     cancel.check()
-    missing = []
-    for target, tally in zip(targets, tallies, strict=True):
-        if target.registry.blob_exists(target.repository, blob.digest):
-            tally.add(blob, "present")
-        else:
-            missing.append((target, tally))
+    missing, all_present = _missing(blob, targets, tallies)
     if not missing:
         progress.advance(blob.size)
-        progress.blob_done(blob.digest, blob.size, 0.0, "exists")
+        if all_present:
+            progress.blob_done(blob.digest, blob.size, 0.0, "exists")
+        else:  # mounted: said above, per destination
+            progress.blob_counted()
         return
     groups: dict[str, list[tuple[Target, _Tally]]] = {}
     for pair in missing:
@@ -215,6 +213,44 @@ def _blob_everywhere(
             else:  # the registry answered 202: no mount here, upload after all
                 target.registry.upload_blob(target.repository, blob)
                 tally.add(blob, "uploaded")
+
+
+def _missing(
+    blob: Blob, targets: Sequence[Target], tallies: list[_Tally]
+) -> tuple[list[tuple[Target, _Tally]], bool]:
+    """The destinations still lacking the blob once existing copies are counted and mounts from
+    the source tried; and whether every destination had it already."""
+    missing = []
+    all_present = True
+    for target, tally in zip(targets, tallies, strict=True):
+        if target.registry.blob_exists(target.repository, blob.digest):
+            tally.add(blob, "present")
+            continue
+        all_present = False
+        if _mounted_from_source(blob, target):
+            tally.add(blob, "mounted")
+            log.info("mounted  %s into %s from %s", blob.digest, target.where,
+                     blob.mount_from[1] if blob.mount_from else "?")  # fmt: skip
+        else:
+            missing.append((target, tally))
+    return missing, all_present
+
+
+def _mounted_from_source(blob: Blob, target: Target) -> bool:
+    """A registry-to-registry copy within one registry moves no bytes: the destination mounts
+    the blob from the source repository. Any refusal (202, or a token without pull on the
+    source) falls back to reading and uploading, which works whatever the mount's answer."""
+    if blob.mount_from is None:
+        return False
+    host, repository = blob.mount_from
+    if host != target.registry.host or repository == target.repository:
+        return False
+    try:
+        mounted = target.registry.mount_blob(target.repository, blob.digest, repository)
+    except RegistryAuthError as exc:
+        log.debug("no mount of %s from %s: %s", blob.digest, repository, exc)
+        return False
+    return mounted
 
 
 def _upload(blob: Blob, uploaders: list[tuple[Target, _Tally]], progress: Progress) -> None:

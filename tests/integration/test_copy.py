@@ -351,3 +351,32 @@ def test_push_takes_a_docker_source_with_credentials_from_the_environment(
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith(f"/team/app:from-registry@{info.manifest_digest}")
     assert job.inspect("team/app:from-registry")["Digest"] == info.manifest_digest
+
+
+def test_copy_within_one_registry_mounts_every_blob_from_the_source_repository(
+    copier: Copier, layout: tuple[Path, LayoutInfo]
+) -> None:
+    """Promoting an image between repositories of one registry moves no blob bytes: each blob is
+    mounted from the source repository (a token with pull on it), then the manifest is PUT."""
+    root, info = layout
+    creds = f"{ALICE}:{ALICE_PW}"
+    host = copier.token.host
+    seeded = copier.copy(f"oci:{root}:v1", f"docker://{host}/team/build:v1", "--dest-creds", creds)
+    assert seeded.returncode == 0, seeded.stderr
+
+    with FaultProxy(copier.token.url) as proxy:
+        via = proxy.url.removeprefix("http://")
+        result = copier.copy(
+            f"docker://{via}/team/build:v1", f"docker://{via}/team/release:v1",
+            "--src-creds", creds, "--dest-creds", creds,
+        )  # fmt: skip
+        history = list(proxy.history)
+    assert result.returncode == 0, result.stderr
+    blobs = len(info.layers) + 1  # the layers and the config
+    mounts = [r for r in history if r.method == "POST" and "mount=" in r.query]
+    assert len(mounts) == blobs
+    assert all("from=team%2Fbuild" in r.query for r in mounts)
+    assert not [r for r in history if r.method in ("PUT", "PATCH") and "/blobs/" in r.path]
+    assert not [r for r in history if r.method == "GET" and "/blobs/sha256:" in r.path]
+    assert f"(0 blobs uploaded, {blobs} mounted, 0 already present)" in result.stderr
+    assert copier.digest_at(host, "team/release:v1") == info.manifest_digest
