@@ -38,6 +38,11 @@ def verdict(session: boto3.Session, caller_arn: str, action: str, resource: str)
         documents = list(_documents(session, principal_for(caller_arn)))
     except (ClientError, BotoCoreError, KeyError, TypeError, ValueError):
         return Verdict.UNKNOWN
+    return evaluate(documents, action, resource)
+
+
+def evaluate(documents: list[dict[str, Any]], action: str, resource: str) -> Verdict:
+    """ALLOWED or NOT_ALLOWED by these identity policies (Action/Resource only, see above)."""
     allowed = False
     for document in documents:
         for statement in _as_list(document.get("Statement", [])):
