@@ -138,9 +138,10 @@ def copy(settings: CopySettings, env: Mapping[str, str]) -> PushResult:
                 registry, destination.repository, image, settings.tags, options=settings.engine
             )
     log.info(
-        "copied %s (%d blobs uploaded, %d already present)",
+        "copied %s (%d blobs uploaded, %d mounted, %d already present)",
         result.uri,
         result.blobs_uploaded,
+        result.blobs_mounted,
         result.blobs_present,
     )
     return result

@@ -316,6 +316,7 @@ def _manifest(
             size=size,
             media_type=kind or "application/octet-stream",
             open=partial(registry.open_blob, repository, descriptor_digest),
+            mount_from=(registry.host, repository),
         )
 
     return ImageManifest(
