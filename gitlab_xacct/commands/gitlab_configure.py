@@ -202,6 +202,11 @@ def _token(r: Resolver) -> tuple[Secret, str]:
         secret = Secret(token)
         if any(c.isspace() for c in token):
             raise ConfigError(f"{origin}: the token has whitespace inside; give the token alone")
+        if token == r.env.get("CI_JOB_TOKEN", "").strip():
+            raise ConfigError(
+                f"{origin}: this is the job's CI_JOB_TOKEN, which cannot write CI/CD variables; "
+                "give an access token with the api scope, of a user with the Maintainer role"
+            )
         return secret, origin
     needs = (
         "give an access token with the api scope, of a user with the Maintainer role (Owner for "

@@ -171,7 +171,7 @@ def open_target(conn: Connection, kind: Literal["project", "group"], ident: str)
 
 def read_all(conn: Connection, target: Target) -> list[dict[str, Any]]:
     with translate_errors(conn.server, f"the CI/CD variables of {target.label}", target.kind):
-        return [dict(v.attributes) for v in target.manager.list(get_all=True)]
+        return [dict(v.attributes) for v in target.manager.list(get_all=True, per_page=100)]
 
 
 def apply(

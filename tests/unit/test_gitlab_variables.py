@@ -149,6 +149,7 @@ def test_token_file_wins_and_is_stripped(tmp_path: Path) -> None:
     [
         ({"GITLAB_TOKEN": ""}, {}, "GITLAB_TOKEN: not set; give an access token"),
         ({"GITLAB_TOKEN": "", "CI_JOB_TOKEN": "job-token-1"}, {}, "CI_JOB_TOKEN cannot write"),
+        ({"CI_JOB_TOKEN": TOKEN}, {}, "GITLAB_TOKEN: this is the job's CI_JOB_TOKEN"),
         ({"CI_SERVER_URL": "http://gitlab.example.com"}, {}, "the token would travel"),
         ({"CI_SERVER_URL": "https://gitlab.example.com/api/v4"}, {}, "without /api/v4"),
         ({"CI_SERVER_URL": "https://u:p@gitlab.example.com"}, {}, "no credentials"),
