@@ -2,10 +2,10 @@
 sources whose blobs stream straight from the source registry (no temporary files).
 
 Credentials, first found wins: an explicit `USER:PASSWORD` (or the name of a variable holding
-it); the Docker config's `auths` (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`;
-`credHelpers`/`credsStore` are not run yet); in a GitLab job, for the host in `CI_REGISTRY`,
-`CI_REGISTRY_USER`/`CI_REGISTRY_PASSWORD`, else `gitlab-ci-token` with `CI_JOB_TOKEN`;
-else anonymous.
+it); the Docker config (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`): the
+`credHelpers` helper for the host, the `credsStore` helper, its `auths`; in a GitLab job, for
+the host in `CI_REGISTRY`, `CI_REGISTRY_USER`/`CI_REGISTRY_PASSWORD`, else `gitlab-ci-token`
+with `CI_JOB_TOKEN`; else anonymous.
 
 Transport: verified TLS only, except a loopback host (TLS first, plain HTTP when it does not
 speak TLS, as Docker does) and hosts listed as insecure (TLS unverified first, then plain HTTP).
@@ -30,6 +30,7 @@ import urllib3
 from gitlab_xacct import docker_config
 from gitlab_xacct.errors import ConfigError, NotFound, RegistryAuthError, RegistryUnreachable
 from gitlab_xacct.options import split_list
+from gitlab_xacct.registry import credential_helpers
 from gitlab_xacct.registry.client import DEFAULT_CHUNK_SIZE, Credentials, Network, Registry
 from gitlab_xacct.registry.image import (
     INDEX_TYPES,
@@ -106,8 +107,26 @@ def docker_config_path(env: Mapping[str, str]) -> Path:
 
 
 def _from_docker_config(host: str, env: Mapping[str, str]) -> tuple[Credentials, str] | None:
+    """As Docker looks: `credHelpers[host]` decides alone; then `credsStore`; then `auths`
+    (Docker skips `auths` when a `credsStore` is set; podman and skopeo read it: so do we, when
+    the store has nothing for the host)."""
     path = docker_config_path(env)
     config = docker_config.load(path)
+    server = DOCKER_HUB_CONFIG_KEY if host in DOCKER_HUB_HOSTS else host
+    helpers = config.get("credHelpers")
+    helper = helpers.get(server) if isinstance(helpers, dict) else None
+    if isinstance(helper, str) and helper:
+        found = credential_helpers.from_helper(
+            helper, server, config=path, field="credHelpers", env=env
+        )
+        return (found, f"docker-credential-{helper} ({path} credHelpers)") if found else None
+    store = config.get("credsStore")
+    if isinstance(store, str) and store:
+        found = credential_helpers.from_helper(
+            store, server, config=path, field="credsStore", env=env
+        )
+        if found:
+            return found, f"docker-credential-{store} ({path} credsStore)"
     auths = config.get("auths")
     entries = (
         {docker_config.registry_host(k): v for k, v in auths.items()}
@@ -120,9 +139,6 @@ def _from_docker_config(host: str, env: Mapping[str, str]) -> tuple[Credentials,
         credentials = _entry_credentials(entry, path, host)
         if credentials:
             return credentials, f"Docker config {path}"
-    helper = docker_config.shadowing(config, host)
-    if helper and entry is None:
-        log.warning("%s: not used (credential helpers are not run yet): %s", path, helper)
     return None
 
 

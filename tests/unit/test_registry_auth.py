@@ -365,12 +365,81 @@ def test_gitlab_registry_user_then_job_token_then_anonymous(tmp_path: Path) -> N
     assert found(HOST, {"HOME": str(tmp_path), "CI_REGISTRY": HOST}) == (None, "anonymous")
 
 
-def test_credential_helpers_are_not_run_and_say_so(
+# A credential helper speaking Docker's protocol: `get`, the server on stdin, JSON on stdout.
+FAKE_HELPER = """#!/bin/sh
+[ "$1" = get ] || exit 2
+read -r server
+case "$server" in
+  {host}) printf '{{"ServerURL":"%s","Username":"helper-user","Secret":"{secret}"}}' "$server" ;;
+  token.example.org)
+    printf '{{"ServerURL":"%s","Username":"<token>","Secret":"refresh-1"}}' "$server" ;;
+  broken.example.org) echo "keychain locked: {secret}"; exit 1 ;;
+  *) echo "credentials not found in native keychain"; exit 1 ;;
+esac
+"""
+HELPER_SECRET = "sentinel-helper-secret-5e21"
+
+
+def helper_env(tmp_path: Path, config: dict[str, object]) -> dict[str, str]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    helper = bin_dir / "docker-credential-fake"
+    helper.write_text(FAKE_HELPER.format(host=HOST, secret=HELPER_SECRET))
+    helper.chmod(0o755)
+    return {**docker_config(tmp_path, config), "PATH": f"{bin_dir}:/usr/bin:/bin"}
+
+
+def test_cred_helpers_answer_for_their_host_and_win_over_auths(tmp_path: Path) -> None:
+    auths = {"auths": {HOST: {"auth": b64("file:file-pw")}}}
+    env = helper_env(tmp_path, {"credHelpers": {HOST: "fake"}, **auths})
+    creds, origin = lookup_credentials(HOST, env, None)
+    assert creds is not None
+    assert (creds.username, creds.password.reveal()) == ("helper-user", HELPER_SECRET)
+    assert origin.startswith("docker-credential-fake (")
+    assert origin.endswith("config.json credHelpers)")
+    assert mask(f"said {HELPER_SECRET}") == "said [MASKED]"
+
+
+def test_a_cred_helper_without_credentials_means_anonymous_as_docker(tmp_path: Path) -> None:
+    env = helper_env(
+        tmp_path,
+        {"credHelpers": {"other.example.org": "fake"}, "auths": {"other.example.org": {}}},
+    )
+    assert found("other.example.org", env) == (None, "anonymous")
+
+
+def test_creds_store_first_then_auths(tmp_path: Path) -> None:
+    auths = {"auths": {"other.example.org": {"auth": b64("file:file-pw")}}}
+    env = helper_env(tmp_path, {"credsStore": "fake", **auths})
+    assert found(HOST, env)[0] == ("helper-user", HELPER_SECRET)  # type: ignore[index]
+    assert found("other.example.org", env) == (
+        ("file", "file-pw"),
+        f"Docker config {env['DOCKER_CONFIG']}/config.json",
+    )
+
+
+def test_identity_tokens_from_a_helper_are_not_used_and_say_so(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    env = docker_config(tmp_path, {"credHelpers": {HOST: "ecr-login"}})
-    assert found(HOST, env) == (None, "anonymous")
-    assert "credential helpers are not run yet" in caplog.text
+    env = helper_env(tmp_path, {"credHelpers": {"token.example.org": "fake"}})
+    assert found("token.example.org", env) == (None, "anonymous")
+    assert "identity token for token.example.org is not supported" in caplog.text
+
+
+def test_a_broken_or_missing_helper_is_a_one_line_error_without_its_secret(
+    tmp_path: Path,
+) -> None:
+    env = helper_env(
+        tmp_path, {"credHelpers": {"broken.example.org": "fake", "gone.example.org": "absent"}}
+    )
+    with pytest.raises(RegistryAuthError) as broken:
+        found("broken.example.org", env)
+    assert "docker-credential-fake get broken.example.org failed: keychain locked" in str(
+        broken.value
+    )
+    assert HELPER_SECRET not in mask(str(broken.value))
+    with pytest.raises(ConfigError, match="docker-credential-absent is not on PATH; install it"):
+        found("gone.example.org", env)
 
 
 def test_a_docker_config_that_is_not_json_is_exit_2(tmp_path: Path) -> None:
