@@ -7,14 +7,15 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
 from gitlab_xacct.cli import main
 from gitlab_xacct.commands.gitlab_configure import ConfigureSettings
 from gitlab_xacct.errors import ConfigError
-from gitlab_xacct.gitlab import Server, http_error
-from gitlab_xacct.gitlab.variables import MASKABLE, Change, Wanted, mask_problem, plan
+from gitlab_xacct.gitlab import Connection, Server, http_error
+from gitlab_xacct.gitlab.variables import HIDDEN_SINCE, MASKABLE, Change, Wanted, mask_problem, plan
 from gitlab_xacct.secrets import Secret
 
 # GitLab's Ci::Maskable::REGEX, as GitLab writes it (Ruby's \A and \z are Python's \A and \Z).
@@ -243,3 +244,13 @@ def test_push_and_copy_do_not_import_python_gitlab() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("version", "hides"),
+    [("17.4.0", True), ("17.10.1-ee", True), ("18.0.0", True), ("17.3.9", False),
+     ("16.11.2-ee", False), ("unknown", False)],
+)  # fmt: skip
+def test_hidden_variables_from_17_4(version: str, hides: bool) -> None:
+    conn = Connection(cast(Any, None), SERVER, "alice", version)
+    assert conn.version_at_least(*HIDDEN_SINCE) is hides
