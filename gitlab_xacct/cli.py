@@ -16,9 +16,9 @@ from gitlab_xacct import __version__, cancel
 from gitlab_xacct import log as xlog
 from gitlab_xacct._malloc import keep_transfer_buffers
 from gitlab_xacct.bootstrap.settings import BUILD_POLICY_OPTIONS, ROLE_OPTIONS
+from gitlab_xacct.commands.doctor import OPTIONS as DOCTOR_OPTIONS
 from gitlab_xacct.commands.gitlab_configure import OPTIONS as GITLAB_CONFIGURE_OPTIONS
 from gitlab_xacct.errors import XacctError
-from gitlab_xacct.commands.doctor import OPTIONS as DOCTOR_OPTIONS
 from gitlab_xacct.options import COMMON_OPTIONS, COPY_OPTIONS, Option
 from gitlab_xacct.secrets import mask, register
 from gitlab_xacct.settings import CredentialsSettings, LoginSettings, PushSettings
@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gitlab-xacct {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {}
+    groups: dict[str, argparse._SubParsersAction[_Parser]] = {}
     for name, command in COMMANDS.items():
         group, _, leaf = name.rpartition(" ")
         if group and group not in groups:
