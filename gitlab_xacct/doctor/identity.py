@@ -38,6 +38,13 @@ _BAD_CREDENTIALS = frozenset(
 )
 
 
+_KINDS = (
+    (":assumed-role/", "an assumed-role session"),
+    (":user/", "an IAM user"),
+    (":federated-user/", "a federated user"),
+)
+
+
 @dataclass(frozen=True)
 class Caller:
     session: boto3.Session
@@ -63,7 +70,7 @@ def check_base_identity(identity: IdentitySettings) -> tuple[Check, Caller | Non
             side=BUILD, fix="use an IAM role or user of the BUILD account",
             exit_code=IdentityError.exit_code,
         ), None  # fmt: skip
-    kind = "an assumed-role session" if caller.is_role_session else "an IAM user or federated"
+    kind = next((said for part, said in _KINDS if part in caller.arn), "an IAM principal")
     detail = f"{caller.arn} (account {caller.account}, {kind}, from {how})"
     first_chained = 1 if identity.web_identity or caller.is_role_session else 2
     if first_chained <= len(identity.hops):
