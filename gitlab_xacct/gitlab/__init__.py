@@ -114,6 +114,10 @@ def http_error(  # noqa: PLR0911 - one return per HTTP status, read as a table
             f"{target}: the token's user may not do this there (403 Forbidden); it needs the "
             f"{role} and a token with the api scope"
         )
+    if status == 404 and "Variable" in detail:
+        return ConfigError(
+            f"{target}: gone ({detail}); someone deleted it meanwhile: run the command again"
+        )
     if status == 404:
         return GitLabAuthError(
             f"{target}: not found ({detail or '404 Not Found'}), or not visible to the token's "

@@ -303,8 +303,9 @@ def test_unknown_project_is_404_with_the_fix(setup: Setup) -> None:
         ("POST", 400, {"message": {"value": ["is invalid"]}}, 2, "GitLab cannot mask this value"),
         ("POST", 422, {"message": {"value": ["is invalid"]}}, 2, "(422: value is invalid)"),
         ("POST", 502, {"message": "502 Bad Gateway"}, 5, "failed (502); try again later"),
+        ("PUT", 404, {"message": "404 Variable Not Found"}, 2, "someone deleted it meanwhile"),
     ],
-    ids=["409-ambiguous", "400-taken", "400-unmaskable", "422", "502"],
+    ids=["409-ambiguous", "400-taken", "400-unmaskable", "422", "502", "404-deleted"],
 )  # fmt: skip
 def test_write_errors(setup: Setup, case: tuple[str, int, dict[str, object], int, str]) -> None:
     method, status, body, code, expected = case
