@@ -23,7 +23,7 @@ Condition = tuple[tuple[str, str, tuple[str, ...]], ...]
 @dataclass(frozen=True, order=True)
 class Grant:
     effect: str
-    principal: str  # "AWS arn:...", "Federated arn:...", "*"; "" in an identity policy
+    principal: str  # an ARN (AWS, Federated), a service name, "*"; "" in an identity policy
     action: str
     resource: str  # "" in a trust policy
     condition: Condition
@@ -41,7 +41,8 @@ def _principals(statement: dict[str, Any]) -> list[str]:
         return ["*"]
     if not isinstance(principal, dict):
         return [str(principal)]
-    return [f"{kind} {value}" for kind, values in principal.items() for value in _as_list(values)]
+    # ARNs, service names and canonical ids cannot be mistaken for each other: no kind prefix.
+    return [str(value) for values in principal.values() for value in _as_list(values)]
 
 
 def _condition(statement: dict[str, Any]) -> Condition:

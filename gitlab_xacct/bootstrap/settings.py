@@ -31,7 +31,8 @@ _PRINCIPAL = re.compile(
 _OIDC_PROVIDER = re.compile(rf"arn:(?:{_PARTITION}):iam::(\d{{12}}):oidc-provider/[\w.:/-]+")
 _PROJECT_PATH = re.compile(r"[\w.*-]+(?:/[\w.*-]+)+")
 _AUDIENCE = re.compile(r"\S{1,255}")
-_REPOSITORY_PATTERN = re.compile(r"[a-z0-9*?]+(?:[._/-]+[a-z0-9*?]+)*")
+_COMPONENT = r"[a-z0-9*?]+(?:[._-][a-z0-9*?]+)*"
+_REPOSITORY_PATTERN = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 _POLICY_NAME = re.compile(r"[\w+=,.@-]{1,128}")
 _POLICY_ARN = re.compile(rf"arn:(?:{_PARTITION}):iam::(?:aws|\d{{12}}):policy/(?:[\w+=,.@-]+/)*")
 

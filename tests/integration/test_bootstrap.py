@@ -23,8 +23,11 @@ from tests.standins.aws_world import (
     boto_session,
     create_user,
     enable_auth,
+    gitlab_subject,
+    make_gitlab_id_token,
     policy,
     setup_session,
+    unsigned_sts,
 )
 from tests.standins.faultproxy import FaultProxy
 from tests.standins.servers import MotoServer, Registry, start_moto
@@ -33,6 +36,7 @@ BUILD = "111111111111"
 OURTHING = "222222222222"  # the registry stand-in's htpasswd holds this account's ECR token
 REGION = "us-east-1"
 RUNNER_ROLE = f"arn:aws:iam::{BUILD}:role/gitlab-runner"
+GITLAB_HOST = "gitlab.example.test"
 SENTINEL = "sentinelXacctBootstrap0123456789"  # an External ID given by the admin
 EVERYTHING = policy({"Effect": "Allow", "Action": "*", "Resource": "*"})
 READ_ONLY_IAM = {
@@ -135,6 +139,10 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fresh]:
         )
         ourthing = setup_session(server.url, OURTHING, REGION)
         ourthing_admin = create_user(ourthing, server.url, "ourthing-admin", EVERYTHING)
+        ourthing.client("iam", endpoint_url=server.url).create_open_id_connect_provider(
+            Url=f"https://{GITLAB_HOST}", ClientIDList=["sts.amazonaws.com"],
+            ThumbprintList=["0" * 40],
+        )  # fmt: skip
         enable_auth(server.url)
         fresh = Fresh(server, ourthing_admin, build_admin, runner_host)
         yield fresh
@@ -287,13 +295,13 @@ def _drift_missing(iam: object, name: str) -> None:
 
 
 DRIFTS = {
-    "principal": (_drift_principal, f"trust: AWS {RUNNER_ROLE} is not allowed: sts:AssumeRole"),
+    "principal": (_drift_principal, f"trust: {RUNNER_ROLE} is not allowed: sts:AssumeRole"),
     "external-id": (
         _drift_external_id,
         "trust: the External ID in the role's trust policy differs from the one given "
         "(neither is shown)",
     ),
-    "tag-session": (_drift_tag_session, f"trust: AWS {RUNNER_ROLE} is not allowed: sts:TagSession"),
+    "tag-session": (_drift_tag_session, f"trust: {RUNNER_ROLE} is not allowed: sts:TagSession"),
     "repository": (
         _drift_repository,
         f"permissions: arn:aws:ecr:{REGION}:{OURTHING}:repository/team/web is not allowed: "
@@ -388,7 +396,7 @@ def test_dry_run_changes_nothing(fresh: Fresh) -> None:
         assert set(proxy.actions) <= READ_ONLY_IAM, proxy.actions
     document = json.loads(planned.stdout)
     assert document["action"] == "update"
-    assert document["changes"] == [f"trust: AWS {RUNNER_ROLE} is not allowed: sts:TagSession"]
+    assert document["changes"] == [f"trust: {RUNNER_ROLE} is not allowed: sts:TagSession"]
     assert generated not in planned.stdout + planned.stderr
     assert fresh.role(*args, "--check").returncode == 0  # still as first made
 
@@ -417,3 +425,37 @@ def test_bad_input_is_refused_in_one_line_before_any_call(
     assert result.stdout == ""
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"gitlab-xacct: error: {flag}: ")
+
+
+def test_gitlab_oidc_trust_is_restricted_to_the_project(fresh: Fresh) -> None:
+    provider = f"arn:aws:iam::{OURTHING}:oidc-provider/{GITLAB_HOST}"
+    made = fresh.role(
+        "--role-name", "oidc", "--build-principal", RUNNER_ROLE, "--repository", "team/app",
+        "--region", REGION, "--gitlab-oidc-provider", provider,
+        "--gitlab-project-path", "team/app",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    sts = unsigned_sts(fresh.moto.url, REGION)
+    role_arn = f"arn:aws:iam::{OURTHING}:role/oidc"
+
+    def token(project: str, aud: str = "sts.amazonaws.com") -> str:
+        return make_gitlab_id_token(host=GITLAB_HOST, sub=gitlab_subject(project), aud=aud)
+
+    ok = sts.assume_role_with_web_identity(
+        RoleArn=role_arn, RoleSessionName="job", WebIdentityToken=token("team/app")
+    )
+    assert ok["AssumedRoleUser"]["Arn"].startswith(f"arn:aws:sts::{OURTHING}:assumed-role/oidc/")
+    with pytest.raises(sts.exceptions.ClientError, match="AccessDenied"):
+        sts.assume_role_with_web_identity(
+            RoleArn=role_arn, RoleSessionName="job", WebIdentityToken=token("team/other")
+        )
+
+    elsewhere = fresh.role(
+        "--role-name", "oidc", "--build-principal", RUNNER_ROLE, "--repository", "team/app",
+        "--region", REGION, "--gitlab-project-path", "team/app",
+        "--gitlab-oidc-provider", f"arn:aws:iam::{BUILD}:oidc-provider/{GITLAB_HOST}",
+    )  # fmt: skip
+    assert elsewhere.returncode == 2
+    assert elsewhere.stderr.splitlines()[-1].startswith(
+        "gitlab-xacct: error: --gitlab-oidc-provider: the provider is in account 111111111111"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from pathlib import Path
 
 import botocore.session
@@ -119,3 +120,21 @@ def test_every_ecr_api_call_of_the_package_is_granted() -> None:
     expected = {"ecr:DescribeRepositories", "ecr:CreateRepository", "ecr:GetAuthorizationToken"}
     assert expected <= calls
     assert calls <= granted, f"called but not granted: {sorted(calls - granted)}"
+
+
+def _json_blocks(path: Path) -> list[object]:
+    text = path.read_text()
+    return [json.loads(block) for block in re.findall(r"```json\n(.*?)```", text, re.DOTALL)]
+
+
+def test_docs_show_the_generated_documents() -> None:
+    """docs/identity.md's examples are exactly what bootstrap writes (no hand-written drift)."""
+    blocks = _json_blocks(PACKAGE.parent / "docs" / "identity.md")
+    repository = iam.repository_arn("aws", "eu-west-1", "222222222222", "team/*")
+    generated = [
+        iam.push_policy(repository_arns=[repository], allow_create=False),
+        iam.trust_policy(principal_arns=[RUNNER], external_id="<value of XACCT_EXTERNAL_ID>"),
+        iam.build_policy(role_arns=["arn:aws:iam::222222222222:role/OurThingBuildRole"]),
+    ]
+    for document in generated:
+        assert document in blocks, f"docs/identity.md lacks {json.dumps(document)}"
