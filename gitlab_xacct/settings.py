@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -237,7 +237,7 @@ def engine_options(r: Resolver) -> EngineOptions:
     parallelism = DEFAULT_PARALLELISM
     if found:
         value, origin = found
-        if not value.strip().isdigit() or not 1 <= int(value) <= 32:
+        if not re.fullmatch(r"[0-9]+", value.strip()) or not 1 <= int(value) <= 32:
             raise ConfigError(f"{origin}: {value!r} is not a number of uploads from 1 to 32")
         parallelism = int(value)
     return EngineOptions(
@@ -268,7 +268,7 @@ def _network(r: Resolver) -> Network:
     found = r.get("retries")
     if found:
         value, origin = found
-        if not value.strip().isdigit() or not 0 <= int(value) <= 10:
+        if not re.fullmatch(r"[0-9]+", value.strip()) or not 0 <= int(value) <= 10:
             raise ConfigError(f"{origin}: {value!r} is not a number of retries from 0 to 10")
         retries = int(value)
     return replace(default, retries=retries, **seconds)
@@ -284,6 +284,11 @@ def _destinations(r: Resolver) -> tuple[Destination, ...]:
     elif listed:
         value, origin = listed
         items = [i.strip() for i in re.split(r"[\n,]", value) if i.strip()]
+        if not items:
+            raise ConfigError(
+                f"{origin}: lists no destination; give ROLE_ARN|REGION|REPOSITORY entries, one "
+                "per line or separated by commas"
+            )
         entries = [(item, f"{origin} entry {n}") for n, item in enumerate(items, start=1)]
     if not entries:
         identity = IdentitySettings.resolve(r)
@@ -298,7 +303,9 @@ def _destinations(r: Resolver) -> tuple[Destination, ...]:
         return (
             Destination(
                 identity=identity,
-                repository=validate.repository(*repository),
+                repository=_defaulted(
+                    validate.repository, *repository, "XACCT_REPOSITORY (--repository)"
+                ),
                 registry_endpoint=registry_endpoint(r),
             ),
         )
@@ -403,7 +410,10 @@ class CredentialsSettings:
         output = r.get("output")
         profile, profile_origin = r.get("profile") or ("xacct", "")
         if not re.fullmatch(r"[\w.-]{1,64}", profile):
-            raise ConfigError(f"{profile_origin}: {profile!r} is not a usable AWS profile name")
+            raise ConfigError(
+                f"{profile_origin}: {profile!r} is not a usable AWS profile name (1-64 letters, "
+                "digits, '_', '.', '-')"
+            )
         home = Path(env.get("HOME") or Path.home())
         config = r.get("config_file") or r.fallback("AWS_CONFIG_FILE")
         creds = r.get("credentials_file") or r.fallback("AWS_SHARED_CREDENTIALS_FILE")
@@ -482,7 +492,10 @@ def _web_identity(r: Resolver) -> WebIdentity | None:
     variable_found = r.get("id_token_variable")
     variable = variable_found[0].strip() if variable_found else DEFAULT_ID_TOKEN_VARIABLE
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", variable):
-        raise ConfigError(f"XACCT_ID_TOKEN_VARIABLE: {variable!r} is not a variable name")
+        raise ConfigError(
+            f"XACCT_ID_TOKEN_VARIABLE: {variable!r} is not a variable name (letters, digits and "
+            "'_', not starting with a digit)"
+        )
     token = r.env.get(variable, "").strip()
     if not token:
         raise ConfigError(
@@ -498,6 +511,8 @@ def _tags(r: Resolver) -> tuple[str, ...]:
     pairs: list[tuple[str, str]]
     if explicit:
         values, origin = explicit
+        if not values:
+            raise ConfigError(f"{origin}: lists no tag; give tags separated by commas or spaces")
         pairs = [(v, origin) for v in values]
     else:
         pairs = [(r.env[n], n) for n in ("CI_COMMIT_SHORT_SHA", "CI_COMMIT_TAG") if r.env.get(n)]
@@ -506,15 +521,31 @@ def _tags(r: Resolver) -> tuple[str, ...]:
             "XACCT_TAGS (--tag): no tags set and CI_COMMIT_SHORT_SHA is unset; "
             "give at least one tag"
         )
-    tags = [validate.tag(value, origin) for value, origin in pairs]
+    tags = [
+        _defaulted(validate.tag, value, origin, "XACCT_TAGS (--tag)") for value, origin in pairs
+    ]
     return tuple(dict.fromkeys(tags))  # keep order, drop repeats
+
+
+def _defaulted(check: Callable[[str, str], str], value: str, origin: str, override: str) -> str:
+    """`check(value, origin)`; a value GitLab chose (a CI_* default) also names the override."""
+    try:
+        return check(value, origin)
+    except ConfigError as exc:
+        if not origin.startswith("CI_"):
+            raise
+        raise ConfigError(f"{exc}; or set {override}") from None
 
 
 def _report_path(value: str, origin: str) -> Path:
     path = Path(value)
-    if path.is_dir():
-        raise ConfigError(f"{origin}: {value!r} is a directory; give a file path for the report")
-    if not path.parent.is_dir():
+    try:
+        is_dir, folder_exists = path.is_dir(), path.parent.is_dir()
+    except OSError as exc:  # a name too long for the file system, a folder that is a file
+        raise ConfigError(f"{origin}: cannot use {value!r} as a path: {exc.strerror}") from None
+    if is_dir:
+        raise ConfigError(f"{origin}: {value!r} is a directory; give a file path")
+    if not folder_exists:
         raise ConfigError(
             f"{origin}: the folder {str(path.parent)!r} does not exist; create it or choose "
             "another path"

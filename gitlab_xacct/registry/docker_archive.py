@@ -43,7 +43,7 @@ from gitlab_xacct.registry.oci_layout import (
     sha256_digest,
 )
 from gitlab_xacct.registry.selection import Listing, select_image
-from gitlab_xacct.registry.tarindex import Files, Section
+from gitlab_xacct.registry.tarindex import EXPORT_AGAIN, Files, Section
 
 MAX_CONFIG_BYTES = 32 * 1024 * 1024
 _INDEX_DEPTH = 2  # index.json -> (containerd-store) image index -> manifest
@@ -60,11 +60,14 @@ def read_docker_archive(files: Files, ref: str | None) -> ImageManifest:
     """The image `ref` (`name:tag` from RepoTags, or `@N`) names in manifest.json."""
     label = files.label
     if files.get("manifest.json") is None:
-        raise ConfigError(f"{label}: manifest.json is missing (is this a `docker save` archive?)")
+        raise ConfigError(
+            f"{label}: manifest.json is missing (is this a `docker save` archive?); an OCI "
+            f"archive is oci-archive:{label}"
+        )
     raw = read_small(files, "manifest.json", "manifest.json")
     doc = parse_json(raw, label, "manifest.json")
     if not isinstance(doc, list):
-        raise ConfigError(f"{label}: manifest.json is not a JSON list")
+        raise ConfigError(f"{label}: manifest.json is not a JSON list; {EXPORT_AGAIN}")
     entries = [_entry(item, label, number) for number, item in enumerate(doc)]
     entry = _select(entries, ref, label)
     if files.get("index.json") is not None:
@@ -95,16 +98,18 @@ def normalise_tag(ref: str) -> str:
 def _entry(item: object, label: str, number: int) -> _Entry:
     where = f"manifest.json entry {number}"
     if not isinstance(item, dict):
-        raise ConfigError(f"{label}: {where} is not a JSON object")
+        raise ConfigError(f"{label}: {where} is not a JSON object; {EXPORT_AGAIN}")
     config = item.get("Config")
     if not isinstance(config, str) or not config:
-        raise ConfigError(f"{label}: {where} has no Config")
+        raise ConfigError(f"{label}: {where} has no Config; {EXPORT_AGAIN}")
     tags = item.get("RepoTags") or []
     layers = item.get("Layers")
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise ConfigError(f"{label}: {where} has RepoTags that are not a list of strings")
+        raise ConfigError(
+            f"{label}: {where} has RepoTags that are not a list of strings; {EXPORT_AGAIN}"
+        )
     if not isinstance(layers, list) or not all(isinstance(x, str) and x for x in layers):
-        raise ConfigError(f"{label}: {where} has no Layers list of file names")
+        raise ConfigError(f"{label}: {where} has no Layers list of file names; {EXPORT_AGAIN}")
     return _Entry(config, tuple(tags), tuple(layers))
 
 
@@ -189,16 +194,16 @@ def _synthesise(files: Files, entry: _Entry) -> ImageManifest:
     config_digest = sha256_digest(config_raw)
     stated = _digest_in_path(entry.config)
     if stated is not None and stated != config_digest:
-        raise ConfigError(f"{label}: {what} does not match its digest (corrupt)")
+        raise ConfigError(f"{label}: {what} does not match its digest (corrupt); {EXPORT_AGAIN}")
     config_doc = parse_object(config_raw, label, what)
     rootfs = config_doc.get("rootfs")
     diff_ids = get_list(rootfs, "diff_ids", label, what) if isinstance(rootfs, dict) else None
     if diff_ids is None:
-        raise ConfigError(f"{label}: {what} has no rootfs.diff_ids")
+        raise ConfigError(f"{label}: {what} has no rootfs.diff_ids; {EXPORT_AGAIN}")
     if len(diff_ids) != len(entry.layers):
         raise ConfigError(
             f"{label}: manifest.json lists {len(entry.layers)} layers but {what} has "
-            f"{len(diff_ids)} rootfs.diff_ids"
+            f"{len(diff_ids)} rootfs.diff_ids; {EXPORT_AGAIN}"
         )
     layers = [
         _layer(files, path, check_digest(diff_id, label, f"diff_id {number} of {what}"))
@@ -216,7 +221,9 @@ def _synthesise(files: Files, entry: _Entry) -> ImageManifest:
     }
     raw = json.dumps(manifest, separators=(",", ":")).encode()
     if len(raw) > MAX_MANIFEST_BYTES:
-        raise ConfigError(f"{label}: the image has too many layers for one manifest")
+        raise ConfigError(
+            f"{label}: the image has too many layers for one manifest (over 4 MiB); squash layers"
+        )
     return ImageManifest(
         manifest=raw,
         media_type=OCI_MANIFEST,
@@ -233,7 +240,9 @@ def _descriptor(item: Blob) -> dict[str, object]:
 def _layer(files: Files, path: str, diff_id: str) -> Blob:
     section = files.get(path)
     if section is None:
-        raise ConfigError(f"{files.label}: layer {path} named by manifest.json is missing")
+        raise ConfigError(
+            f"{files.label}: layer {path} named by manifest.json is missing; {EXPORT_AGAIN}"
+        )
     try:
         with section.open() as stream:
             gzipped = stream.read(2) == b"\x1f\x8b"

@@ -23,9 +23,10 @@ from gitlab_xacct.registry.image import (
     SourceImage,
 )
 from gitlab_xacct.registry.selection import Listing, select_image
-from gitlab_xacct.registry.tarindex import Files, Section
+from gitlab_xacct.registry.tarindex import EXPORT_AGAIN, Files, Section
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # what registries accept for a manifest (distribution, ECR)
+TOO_BIG = "registries refuse larger ones; make it smaller (fewer layers or annotations)"
 REF_NAME = "org.opencontainers.image.ref.name"
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
@@ -45,7 +46,7 @@ def check_digest(value: object, label: str, where: str) -> str:
     if not isinstance(value, str) or not is_digest(value):
         raise ConfigError(
             f"{label}: {where} has digest {value!r}; only sha256: with 64 lowercase hex digits "
-            "is supported"
+            f"is supported: {EXPORT_AGAIN}"
         )
     return value
 
@@ -62,10 +63,11 @@ def read_small(files: Files, name: str, what: str, limit: int = MAX_MANIFEST_BYT
 def read_member(files: Files, name: str, what: str, limit: int) -> tuple[Section, bytes]:
     section = files.get(name)
     if section is None:
-        raise ConfigError(f"{files.label}: {what} is missing")
+        raise ConfigError(f"{files.label}: {what} is missing; {EXPORT_AGAIN}")
     if section.size > limit:
         raise ConfigError(
-            f"{files.label}: {what} is {section.size} bytes, over the {limit // 1048576} MiB limit"
+            f"{files.label}: {what} is {section.size} bytes, over the {limit // 1048576} MiB "
+            f"limit; {TOO_BIG}"
         )
     try:
         return section, section.read_all()
@@ -77,20 +79,20 @@ def parse_json(data: bytes, label: str, what: str) -> object:
     try:
         return json.loads(data)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError
-        raise ConfigError(f"{label}: {what} is not valid JSON ({exc})") from exc
+        raise ConfigError(f"{label}: {what} is not valid JSON ({exc}); {EXPORT_AGAIN}") from exc
 
 
 def parse_object(data: bytes, label: str, what: str) -> JsonObject:
     doc = parse_json(data, label, what)
     if not isinstance(doc, dict):
-        raise ConfigError(f"{label}: {what} is not a JSON object")
+        raise ConfigError(f"{label}: {what} is not a JSON object; {EXPORT_AGAIN}")
     return doc
 
 
 def get_list(doc: Mapping[str, object], key: str, label: str, what: str) -> list[object]:
     value = doc.get(key)
     if not isinstance(value, list):
-        raise ConfigError(f"{label}: {what} has no {key!r} list")
+        raise ConfigError(f"{label}: {what} has no {key!r} list; {EXPORT_AGAIN}")
     return value
 
 
@@ -104,14 +106,16 @@ class Descriptor:
 
 def parse_descriptor(value: object, label: str, where: str) -> Descriptor:
     if not isinstance(value, dict):
-        raise ConfigError(f"{label}: {where} is not a descriptor object")
+        raise ConfigError(f"{label}: {where} is not a descriptor object; {EXPORT_AGAIN}")
     digest = check_digest(value.get("digest"), label, where)
     size = value.get("size")
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise ConfigError(f"{label}: {where} ({digest}) has no valid size")
+        raise ConfigError(f"{label}: {where} ({digest}) has no valid size; {EXPORT_AGAIN}")
     media_type = value.get("mediaType")
     if media_type is not None and not isinstance(media_type, str):
-        raise ConfigError(f"{label}: {where} ({digest}) has a mediaType that is not a string")
+        raise ConfigError(
+            f"{label}: {where} ({digest}) has a mediaType that is not a string; {EXPORT_AGAIN}"
+        )
     raw = value.get("annotations")
     annotations = (
         {k: v for k, v in raw.items() if isinstance(v, str)} if isinstance(raw, dict) else {}
@@ -123,12 +127,20 @@ def media_type_of(doc: Mapping[str, object], hint: str | None, label: str, diges
     """The manifest's own `mediaType`, else its descriptor's (umoci and skopeo omit the field)."""
     own = doc.get("mediaType")
     if own is not None and not isinstance(own, str):
-        raise ConfigError(f"{label}: manifest {digest} has a mediaType that is not a string")
+        raise ConfigError(
+            f"{label}: manifest {digest} has a mediaType that is not a string; {EXPORT_AGAIN}"
+        )
     media_type = own or hint or (OCI_INDEX if "manifests" in doc else OCI_MANIFEST)
     if media_type not in MANIFEST_TYPES | INDEX_TYPES:
-        raise ConfigError(f"{label}: manifest {digest} has unsupported media type {media_type}")
+        raise ConfigError(
+            f"{label}: manifest {digest} has unsupported media type {media_type}; convert it to "
+            "OCI (skopeo copy --format oci)"
+        )
     if doc.get("schemaVersion") != 2:
-        raise ConfigError(f"{label}: manifest {digest} is not schemaVersion 2")
+        raise ConfigError(
+            f"{label}: manifest {digest} is not schemaVersion 2; convert it to OCI (skopeo copy "
+            "--format oci)"
+        )
     return media_type
 
 
@@ -138,24 +150,27 @@ def read_manifest(files: Files, desc: Descriptor) -> bytes:
     if desc.size > MAX_MANIFEST_BYTES:
         raise ConfigError(
             f"{files.label}: {what} is {desc.size} bytes, over the "
-            f"{MAX_MANIFEST_BYTES // 1048576} MiB limit"
+            f"{MAX_MANIFEST_BYTES // 1048576} MiB limit; {TOO_BIG}"
         )
     raw = read_small(files, blob_name(desc.digest), what)
     if len(raw) != desc.size or sha256_digest(raw) != desc.digest:
-        raise ConfigError(f"{files.label}: {what} does not match its digest or size (corrupt)")
+        raise ConfigError(
+            f"{files.label}: {what} does not match its digest or size (corrupt); {EXPORT_AGAIN}"
+        )
     return raw
 
 
 def blob(files: Files, desc: Descriptor, manifest_digest: str) -> Blob:
     where = f"blob {desc.digest} (in manifest {manifest_digest})"
     if desc.media_type is None:
-        raise ConfigError(f"{files.label}: {where} has no mediaType")
+        raise ConfigError(f"{files.label}: {where} has no mediaType; {EXPORT_AGAIN}")
     section = files.get(blob_name(desc.digest))
     if section is None:
-        raise ConfigError(f"{files.label}: {where} is missing")
+        raise ConfigError(f"{files.label}: {where} is missing; {EXPORT_AGAIN}")
     if section.size != desc.size:
         raise ConfigError(
-            f"{files.label}: {where} is {section.size} bytes, the manifest says {desc.size}"
+            f"{files.label}: {where} is {section.size} bytes, the manifest says {desc.size}; "
+            f"{EXPORT_AGAIN}"
         )
     return Blob(digest=desc.digest, size=desc.size, media_type=desc.media_type, open=section.open)
 
@@ -165,7 +180,9 @@ def manifest_descriptors(
 ) -> tuple[Descriptor, list[Descriptor]]:
     """The config and layer descriptors of an image manifest, whatever holds its blobs."""
     if media_type not in MANIFEST_TYPES:
-        raise ConfigError(f"{label}: {digest} is {media_type}, expected an image manifest")
+        raise ConfigError(
+            f"{label}: {digest} is {media_type}, expected an image manifest; {EXPORT_AGAIN}"
+        )
     what = f"manifest {digest}"
     config = parse_descriptor(doc.get("config"), label, f"the config of {what}")
     layers = [
@@ -195,7 +212,10 @@ def read_layout(files: Files, ref: str | None) -> SourceImage:
     layout = parse_object(read_small(files, "oci-layout", "oci-layout"), label, "oci-layout")
     version = layout.get("imageLayoutVersion")
     if not isinstance(version, str) or not version.startswith("1."):
-        raise ConfigError(f"{label}: oci-layout has unsupported imageLayoutVersion {version!r}")
+        raise ConfigError(
+            f"{label}: oci-layout has unsupported imageLayoutVersion {version!r} (1.x is read); "
+            f"{EXPORT_AGAIN}"
+        )
     index = parse_object(read_small(files, "index.json", "index.json"), label, "index.json")
     descriptors = [
         parse_descriptor(item, label, f"entry {number} of index.json")
@@ -219,17 +239,24 @@ def resolve(files: Files, desc: Descriptor) -> SourceImage:
         # Only one level: an index whose children are indexes (or itself) is refused, which
         # also bounds the walk and rules out loops.
         if child.media_type in INDEX_TYPES:
-            raise ConfigError(f"{label}: {what} nests another index ({child.digest}): unsupported")
+            raise _nested(label, what, child.digest)
         child_raw = read_manifest(files, child)
         child_doc = parse_object(child_raw, label, f"manifest {child.digest}")
         child_type = media_type_of(child_doc, child.media_type, label, child.digest)
         if child_type in INDEX_TYPES:
-            raise ConfigError(f"{label}: {what} nests another index ({child.digest}): unsupported")
+            raise _nested(label, what, child.digest)
         children.append(build_manifest(files, child_raw, child_doc, child.digest, child_type))
     if not children:
-        raise ConfigError(f"{label}: {what} lists no manifests")
+        raise ConfigError(f"{label}: {what} lists no manifests; {EXPORT_AGAIN}")
     return ImageIndex(
         manifest=raw, media_type=media_type, digest=desc.digest, children=tuple(children)
+    )
+
+
+def _nested(label: str, what: str, child: str) -> ConfigError:
+    return ConfigError(
+        f"{label}: {what} nests another index ({child}); one level is supported: name the inner "
+        "index in index.json and choose it with :REF"
     )
 
 

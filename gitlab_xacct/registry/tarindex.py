@@ -31,6 +31,8 @@ _MAX_LINK_HOPS = 8
 # Errors a damaged or hostile archive can raise while we read it.
 _StreamMode = Literal["r|gz", "r|bz2", "r|xz"]
 _ARCHIVE_ERRORS = (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError)
+# The fix for an archive or layout that is damaged, incomplete or hostile.
+EXPORT_AGAIN = "export the image again (skopeo copy, buildah push or docker save)"
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,9 @@ class DirFiles:
     def get(self, name: str) -> Section | None:
         norm = normalise(name)
         if not norm:
-            raise ConfigError(f"{self.label}: refusing path {name!r}, which is outside the layout")
+            raise ConfigError(
+                f"{self.label}: refusing path {name!r}, which is outside the layout; {EXPORT_AGAIN}"
+            )
         path = self.root / norm
         try:
             info = path.stat()
@@ -127,7 +131,7 @@ class DirFiles:
         except OSError as exc:
             raise ConfigError(f"{self.label}: cannot read {norm}: {exc.strerror}") from exc
         if not stat.S_ISREG(info.st_mode):
-            raise ConfigError(f"{self.label}: {norm} is not a regular file")
+            raise ConfigError(f"{self.label}: {norm} is not a regular file; {EXPORT_AGAIN}")
         return Section(path, 0, info.st_size)
 
 
@@ -146,7 +150,10 @@ class ArchiveFiles:
     def get(self, name: str) -> Section | None:
         norm = normalise(name)
         if not norm:
-            raise ConfigError(f"{self.label}: refusing path {name!r}, which is outside the archive")
+            raise ConfigError(
+                f"{self.label}: refusing path {name!r}, which is outside the archive; "
+                f"{EXPORT_AGAIN}"
+            )
         # `docker save` links repeated layers (`<id>/layer.tar -> ../<other>/layer.tar`), so
         # links that stay inside the archive and end at a regular member are followed.
         start = norm
@@ -157,12 +164,20 @@ class ArchiveFiles:
             if norm not in self.links:
                 if norm == start:
                     return None
-                raise ConfigError(f"{self.label}: member {start} links to {norm}, which is absent")
+                raise ConfigError(
+                    f"{self.label}: member {start} links to {norm}, which is absent; {EXPORT_AGAIN}"
+                )
             target = self.links[norm]
             if target is None:
-                raise ConfigError(f"{self.label}: member {norm} is a link to outside the archive")
+                raise ConfigError(
+                    f"{self.label}: member {norm} is a link to outside the archive, refused; "
+                    f"{EXPORT_AGAIN}"
+                )
             norm = target
-        raise ConfigError(f"{self.label}: member {start} is a link loop or a chain of links")
+        raise ConfigError(
+            f"{self.label}: member {start} is a link loop or a chain of over {_MAX_LINK_HOPS} "
+            f"links; {EXPORT_AGAIN}"
+        )
 
 
 @contextmanager
@@ -175,9 +190,15 @@ def open_archive(path: Path, keep: Callable[[str], bool]) -> Iterator[ArchiveFil
         with path.open("rb") as stream:
             magic = stream.read(6)
     except FileNotFoundError as exc:
-        raise ConfigError(f"{label}: no such file") from exc
+        raise ConfigError(
+            f"{label}: no such file; check the path (relative paths start in the "
+            "job's working directory)"
+        ) from exc
     except IsADirectoryError as exc:
-        raise ConfigError(f"{label}: is a directory, expected a tar archive") from exc
+        raise ConfigError(
+            f"{label}: is a directory, expected a tar archive (an OCI layout directory is "
+            f"oci:{label})"
+        ) from exc
     except OSError as exc:
         raise ConfigError(f"{label}: cannot read: {exc.strerror}") from exc
     if magic.startswith(b"\x28\xb5\x2f\xfd"):
@@ -218,7 +239,9 @@ def _index_in_place(path: Path) -> ArchiveFiles:
                 if _is_data(member):
                     # Indexing only seeks, so tarfile may not notice data cut short: check here.
                     if member.offset_data + member.size > end:
-                        raise ConfigError(f"{path}: the tar archive is truncated (in {name})")
+                        raise ConfigError(
+                            f"{path}: the tar archive is truncated (in {name}); {EXPORT_AGAIN}"
+                        )
                     regular[name] = Section(path, member.offset_data, member.size)
                     links.pop(name, None)
                 elif member.issym() or member.islnk():
@@ -245,7 +268,9 @@ def _extract(path: Path, mode: _StreamMode, keep: Callable[[str], bool], tmp: Pa
                     with target.open("xb") as out:
                         shutil.copyfileobj(source, out, _CHUNK)
                     if target.stat().st_size != member.size:
-                        raise ConfigError(f"{path}: the tar archive is truncated (in {name})")
+                        raise ConfigError(
+                            f"{path}: the tar archive is truncated (in {name}); {EXPORT_AGAIN}"
+                        )
                     regular[name] = Section(target, 0, member.size)
                     links.pop(name, None)
                 elif member.issym() or member.islnk():
@@ -264,7 +289,10 @@ def _is_data(member: tarfile.TarInfo) -> bool:
 def _member_name(path: Path, member: tarfile.TarInfo) -> str:
     norm = normalise(member.name)
     if norm is None:
-        raise ConfigError(f"{path}: member {member.name!r} has an unsafe path (absolute or '..')")
+        raise ConfigError(
+            f"{path}: member {member.name!r} has an unsafe path (absolute or '..'), refused; "
+            f"{EXPORT_AGAIN}"
+        )
     return norm
 
 
@@ -281,9 +309,9 @@ def _link_target(name: str, member: tarfile.TarInfo) -> str | None:
 def _archive_error(path: Path, exc: BaseException) -> ConfigError:
     text = str(exc)
     if isinstance(exc, EOFError) or "unexpected end" in text:
-        return ConfigError(f"{path}: the tar archive is truncated")
+        return ConfigError(f"{path}: the tar archive is truncated; {EXPORT_AGAIN}")
     if isinstance(exc, tarfile.TarError):
-        return ConfigError(f"{path}: not a valid tar archive ({text})")
+        return ConfigError(f"{path}: not a valid tar archive ({text}); {EXPORT_AGAIN}")
     if isinstance(exc, OSError) and exc.strerror:
         return ConfigError(f"{path}: cannot read the archive: {exc.strerror}")
     return ConfigError(f"{path}: cannot read the archive: {text}")
