@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import CLI
+from tests.standins.aws_world import ChainWorld, build_chain_world
 from tests.standins.doctor_worlds import (
     BUILD_ACCOUNT,
     OURTHING_ACCOUNT,
@@ -23,7 +24,7 @@ from tests.standins.doctor_worlds import (
     build_doctor_world,
     role_arn,
 )
-from tests.standins.servers import MotoServer, Registry, start_moto
+from tests.standins.servers import MotoServer, Registry, free_port, start_moto
 
 EXTERNAL_ID = "sentinel-doctor-ExtId-3b9e17c4"
 NAMES = [
@@ -312,3 +313,72 @@ def test_failure_text_names_side_causes_and_policies(doctor: Doctor) -> None:
     assert f'"arn:aws:iam::{OURTHING_ACCOUNT}:role/OurThingBiuldRole"' in out
     assert "skipped ecr token" in " ".join(out.split())
     assert "Traceback" not in result.stderr
+
+
+def test_unreachable_registry_is_exit_5(doctor: Doctor) -> None:
+    code, checks = doctor.report(
+        doctor.env(XACCT_REGISTRY_ENDPOINT=f"http://127.0.0.1:{free_port()}")
+    )
+    assert code == 5
+    failed_after(checks, "registry reachable")
+    assert "could not reach the registry" in checks["registry reachable"]["detail"]
+    assert "BUILD" in checks["registry reachable"]["side"]
+
+
+# ---- GitLab OIDC and a role chain (tests/standins/aws_world.py build_chain_world) ---------
+
+CHAIN_IDS = ("sentinel-doctor-hub-ExtId-77", "sentinel-doctor-target-ExtId-88")
+
+
+@pytest.fixture(scope="module")
+def chain_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChainWorld]:
+    with start_moto(tmp_path_factory.mktemp("doctor-chain-moto")) as server:
+        yield build_chain_world(server.url, external_ids=CHAIN_IDS)
+
+
+def chain_env(world: ChainWorld, registry: Registry, home: Path, **xacct: str) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "AWS_DEFAULT_REGION": world.region,
+        "AWS_ENDPOINT_URL": world.endpoint_url,
+        "XACCT_WEB_IDENTITY_ROLE_ARN": world.web_identity_role_arn,
+        "XACCT_ID_TOKEN": world.id_token(),
+        "XACCT_ROLE_CHAIN": f"{world.hub_role_arn}|{CHAIN_IDS[0]}",
+        "XACCT_ROLE_ARN": world.ourthing_role_arn,
+        "XACCT_EXTERNAL_ID": CHAIN_IDS[1],
+        "XACCT_REPOSITORY": REPOSITORY,
+        "XACCT_REGISTRY_ENDPOINT": registry.url,
+        **xacct,
+    }
+
+
+def test_gitlab_oidc_and_a_chain(
+    doctor: Doctor, chain_world: ChainWorld, registry: Registry, tmp_path: Path
+) -> None:
+    env = chain_env(chain_world, registry, tmp_path)
+    code, checks = doctor.report(env)
+    assert code == 0, checks
+    assert "assumed-role/GitLabOidcRole/" in checks["base identity"]["detail"]
+    assert "role chaining" in checks["base identity"]["detail"]
+    assert (
+        "(through arn:aws:sts::333333333333:assumed-role/HubRole/"
+        in (checks["assume role"]["detail"])
+    )
+
+    env["XACCT_ROLE_CHAIN"] = f"{chain_world.hub_role_arn}|sentinel-wrong-hub-ExtId"
+    code, checks = doctor.report(env)
+    assert code == 3
+    failed_after(checks, "assume role")
+    assert "AccessDenied at hop 1 of 2 (XACCT_ROLE_CHAIN hop 1)" in checks["assume role"]["detail"]
+    first = checks["assume role"]["causes"][0]["cause"]
+    assert first.startswith("the External ID after '|' in XACCT_ROLE_CHAIN hop 1 differs")
+
+    env["XACCT_ROLE_CHAIN"] = f"{chain_world.hub_role_arn}|{CHAIN_IDS[0]}"
+    env["XACCT_DURATION_SECONDS"] = "7200"
+    code, checks = doctor.report(env)
+    assert code == 2
+    failed_after(checks, "base identity")
+    doctor.outputs += [json.dumps(checks)]
+    for secret in (*CHAIN_IDS, chain_world.id_token()[:40]):
+        assert all(secret not in text for text in doctor.outputs)
