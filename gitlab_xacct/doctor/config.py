@@ -144,6 +144,12 @@ def whitespace(value: str) -> list[str]:
     return found
 
 
+def _where(origin: str) -> str:
+    if origin.startswith("--"):
+        return f"correct the value given to {origin}"
+    return f"edit {origin} in the project's Settings > CI/CD > Variables (or the job's variables)"
+
+
 _FILE_READ_LIMIT = 4096
 
 
@@ -172,8 +178,8 @@ def check_external_id(r: Resolver) -> Check:
             f"{origin} has {', '.join(spaces)}; AWS compares the External ID byte for byte, and "
             "rejects whitespace in it",
             side=GITLAB,
-            fix=f"edit {origin} in Settings > CI/CD > Variables and remove the whitespace "
-            "(a value pasted from a file or a terminal often ends in a newline)",
+            fix=f"{_where(origin)} and remove the whitespace (a value pasted from a file or a "
+            "terminal often ends in a newline)",
             exit_code=ConfigError.exit_code,
         )
     try:
