@@ -66,13 +66,22 @@ def read(admin: Admin, name: str) -> RoleState | None:
     except BotoCoreError as exc:
         raise failure(exc, "iam:GetRole", admin) from None
     try:
-        names = client.list_role_policies(RoleName=name)["PolicyNames"]
+        # Paginated: a role may carry more policies than one page holds.
+        names = [
+            policy
+            for page in client.get_paginator("list_role_policies").paginate(RoleName=name)
+            for policy in page["PolicyNames"]
+        ]
         inline = None
         if INLINE_POLICY in names:
             inline = iam_document(
                 client.get_role_policy(RoleName=name, PolicyName=INLINE_POLICY)["PolicyDocument"]
             )
-        attached = client.list_attached_role_policies(RoleName=name)["AttachedPolicies"]
+        attached = [
+            policy
+            for page in client.get_paginator("list_attached_role_policies").paginate(RoleName=name)
+            for policy in page["AttachedPolicies"]
+        ]
     except (ClientError, BotoCoreError) as exc:
         raise failure(exc, "iam:ListRolePolicies/GetRolePolicy", admin) from None
     return RoleState(

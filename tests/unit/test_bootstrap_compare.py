@@ -5,11 +5,14 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from gitlab_xacct.aws import iam
 from gitlab_xacct.bootstrap import compare, role
-from gitlab_xacct.bootstrap.aws import Admin
+from gitlab_xacct.bootstrap.aws import Admin, failure
 from gitlab_xacct.bootstrap.settings import RoleSettings
-from gitlab_xacct.secrets import Secret
+from gitlab_xacct.errors import ConfigError, IdentityError
+from gitlab_xacct.secrets import Secret, register
 
 RUNNER = "arn:aws:iam::111111111111:role/gitlab-runner"
 SECRET = "sentinelCompare0123456789abcdef"
@@ -151,3 +154,25 @@ def test_managed_policy_names_become_aws_arns_and_notes_name_the_rest() -> None:
         f"the role also has the managed policy {other} (not managed by bootstrap; detach it if "
         "nothing else needs it)"
     ]
+
+
+def _client_error(code: str, message: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": message}}, "CreateRole")
+
+
+def test_iam_errors_become_one_line_with_the_right_exit_code() -> None:
+    denied = failure(_client_error("AccessDenied", "not authorized"), "iam:CreateRole", admin())
+    assert isinstance(denied, IdentityError)
+    assert str(denied).startswith(
+        "AccessDenied: arn:aws:iam::222222222222:user/admin may not call iam:CreateRole in "
+        "account 222222222222; run this with administrator credentials of that account"
+    )
+    register(SECRET)
+    malformed = failure(
+        _client_error("MalformedPolicyDocument", f"Invalid principal near {SECRET}"),
+        "iam:CreateRole",
+        admin(),
+    )
+    assert isinstance(malformed, ConfigError)
+    assert "--build-principal" in str(malformed)
+    assert SECRET not in str(malformed)
