@@ -36,6 +36,13 @@ def run_role(env: Mapping[str, str], flags: Mapping[str, object]) -> int:
             "(recommended)",
             ", ".join(settings.build_accounts),
         )
+    trusted_accounts = {arn.split(":")[4] for arn in settings.principal_arns(admin.partition)}
+    if admin.account in trusted_accounts:
+        log.warning(
+            "you are in account %s, which the trust names as BUILD: the role is created here; "
+            "run bootstrap role with OURTHING's credentials unless both sides are one account",
+            admin.account,
+        )
     state = role.read(admin, settings.role_name)
     plan = role.plan(settings, admin, state)
     differences = role.differences(plan, state)

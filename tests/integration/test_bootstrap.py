@@ -26,6 +26,7 @@ from tests.standins.aws_world import (
     gitlab_subject,
     make_gitlab_id_token,
     policy,
+    session_tags,
     setup_session,
     unsigned_sts,
 )
@@ -156,6 +157,12 @@ def push(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+def pushed_session_arn(log: str) -> str:
+    match = re.search(r"assumed (arn:aws:sts::\d{12}:assumed-role/\S+)", log)
+    assert match, log
+    return match[1]
+
+
 def external_id_of(stdout: str) -> str:
     match = re.search(r"^External ID \(shown once; [^)]*\): (\S+)$", stdout, re.MULTILINE)
     assert match, stdout
@@ -168,7 +175,7 @@ def test_bootstrap_then_push_works_first_time(
     role_arn = f"arn:aws:iam::{OURTHING}:role/gitlab-xacct-push"
     created = fresh.role(
         "--build-principal", RUNNER_ROLE, "--repository", "team/*", "--allow-create",
-        "--region", REGION,
+        "--region", REGION, "--tag-session",
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
     assert f"role {role_arn}: created" in created.stdout
@@ -176,11 +183,11 @@ def test_bootstrap_then_push_works_first_time(
     assert re.fullmatch(r"[A-Za-z0-9]{32}", external_id)
     assert external_id not in created.stderr  # only on stdout, once
     assert created.stdout.count(external_id) == 1
-    assert f"--role-arn {role_arn} --attach-to-role gitlab-runner" in created.stdout
+    assert f"--role-arn {role_arn} --attach-to-role gitlab-runner --tag-session" in created.stdout
 
     attached = fresh.cli(
         "bootstrap", "build-policy", "--role-arn", role_arn, "--attach-to-role", "gitlab-runner",
-        key=fresh.build_admin,
+        "--tag-session", key=fresh.build_admin,
     )  # fmt: skip
     assert attached.returncode == 0, attached.stderr
     assert attached.stdout.strip().endswith("on role gitlab-runner: created")
@@ -196,6 +203,8 @@ def test_bootstrap_then_push_works_first_time(
         XACCT_REPOSITORY="team/boot",
         XACCT_CREATE_REPOSITORY="true",
         XACCT_TAGS="first",
+        XACCT_SESSION_TAGS="true",  # sts:TagSession, granted on both sides by the two commands
+        CI_PROJECT_PATH="team/boot",
         HOME=str(tmp_path),
     )
     pushed = push(job)
@@ -211,6 +220,8 @@ def test_bootstrap_then_push_works_first_time(
     )  # fmt: skip
     assert seen.returncode == 0, seen.stderr
     assert json.loads(seen.stdout)["Digest"] == info.manifest_digest
+    session = session_tags(fresh.moto.url, pushed_session_arn(pushed.stderr))
+    assert session.tags["GitLabProject"] == "team/boot"
 
     # Least privilege, for real: the trust wants the External ID, the policy the pattern.
     wrong = push({**job, "XACCT_EXTERNAL_ID": "x" * 32})
@@ -459,3 +470,26 @@ def test_gitlab_oidc_trust_is_restricted_to_the_project(fresh: Fresh) -> None:
     assert elsewhere.stderr.splitlines()[-1].startswith(
         "gitlab-xacct: error: --gitlab-oidc-provider: the provider is in account 111111111111"
     )
+
+
+def test_attach_to_a_missing_role_is_refused(fresh: Fresh) -> None:
+    result = fresh.cli(
+        "bootstrap", "build-policy", "--role-arn", f"arn:aws:iam::{OURTHING}:role/x",
+        "--attach-to-role", "no-such-runner", key=fresh.build_admin,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"gitlab-xacct: error: --attach-to-role: account {BUILD} has no role named "
+        f"'no-such-runner' (you are arn:aws:iam::{BUILD}:user/build-admin); give the name of "
+        "the runner's role in BUILD"
+    )
+
+
+def test_running_on_the_build_side_is_warned_about(fresh: Fresh) -> None:
+    result = fresh.cli(
+        "bootstrap", "role", "--role-name", "wrong-side", "--build-account", BUILD,
+        "--managed-policy", "AmazonEC2ContainerRegistryPowerUser", "--dry-run",
+        key=fresh.build_admin,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"you are in account {BUILD}, which the trust names as BUILD" in result.stderr
