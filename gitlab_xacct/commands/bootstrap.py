@@ -17,6 +17,7 @@ from gitlab_xacct.aws import iam as policies
 from gitlab_xacct.bootstrap import build_policy, role
 from gitlab_xacct.bootstrap.aws import connect
 from gitlab_xacct.bootstrap.settings import BuildPolicySettings, RoleSettings
+from gitlab_xacct.errors import ConfigError
 from gitlab_xacct.secrets import register
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,13 @@ def run_role(env: Mapping[str, str], flags: Mapping[str, object]) -> int:
         log.info("dry run: nothing was changed")
         return 0
 
+    if plan.id_source == "generated" and env.get("GITLAB_CI") == "true":
+        # A job log is read by every project member: no secret is printed there, even once.
+        raise ConfigError(
+            "--external-id: not set, and bootstrap role runs in a GitLab job whose log project "
+            "members can read, so it will not print a generated External ID there; set "
+            "XACCT_EXTERNAL_ID (a masked variable) or run it outside CI"
+        )
     if plan.id_source == "kept":
         log.info(
             "kept the role's current External ID (not shown); give --external-id or "

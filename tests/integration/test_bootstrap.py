@@ -493,3 +493,18 @@ def test_running_on_the_build_side_is_warned_about(fresh: Fresh) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert f"you are in account {BUILD}, which the trust names as BUILD" in result.stderr
+
+
+def test_no_generated_external_id_is_printed_into_a_job_log(fresh: Fresh) -> None:
+    args = ("--role-name", "from-ci", "--build-principal", RUNNER_ROLE, "--repository", "ab",
+            "--region", REGION)  # fmt: skip
+    refused = fresh.role(*args, GITLAB_CI="true")
+    assert refused.returncode == 2
+    assert refused.stdout == ""
+    assert "--external-id: not set, and bootstrap role runs in a GitLab job" in refused.stderr
+    iam = fresh.ourthing_iam()
+    with pytest.raises(iam.exceptions.NoSuchEntityException):  # type: ignore[attr-defined]
+        iam.get_role(RoleName="from-ci")  # type: ignore[attr-defined]
+    given = fresh.role(*args, GITLAB_CI="true", XACCT_EXTERNAL_ID=SENTINEL)
+    assert given.returncode == 0, given.stderr
+    assert given.stdout.startswith(f"role arn:aws:iam::{OURTHING}:role/from-ci: created\n")
