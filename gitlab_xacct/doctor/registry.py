@@ -16,7 +16,7 @@ from gitlab_xacct.aws.ecr import RegistryLogin
 from gitlab_xacct.doctor.config import DoctorSettings
 from gitlab_xacct.doctor.report import BUILD, GITLAB, OURTHING, Check, ok
 from gitlab_xacct.errors import RegistryAuthError, RegistryUnreachable, XacctError
-from gitlab_xacct.registry.auth import push_scope
+from gitlab_xacct.registry.auth import push_scope, repository_scope
 from gitlab_xacct.registry.client import Credentials, Registry
 
 REACHABLE = "registry reachable"
@@ -80,7 +80,11 @@ def _cancel(registry: Registry, repository: str, location: str, scopes: tuple[st
                      "Location header); it expires on its own", side="")  # fmt: skip
     session = urljoin(registry.url("/"), location)
     try:
-        cancel = registry.send("DELETE", session, scopes=scopes)
+        # Token-auth registries (distribution) want "delete" for any DELETE; a token service
+        # grants what it allows of what is asked, so asking costs nothing.
+        cancel = registry.send(
+            "DELETE", session, scopes=(*scopes, repository_scope(repository, "delete"))
+        )
         cancel.close()
         after = registry.send("GET", session, scopes=scopes)
         after.close()

@@ -25,6 +25,7 @@ from tests.standins.doctor_worlds import (
     role_arn,
 )
 from tests.standins.servers import MotoServer, Registry, free_port, start_moto
+from tests.standins.token_issuer import TokenIssuer, TokenRegistry, start_token_registry
 
 EXTERNAL_ID = "sentinel-doctor-ExtId-3b9e17c4"
 NAMES = [
@@ -382,3 +383,49 @@ def test_gitlab_oidc_and_a_chain(
     doctor.outputs += [json.dumps(checks)]
     for secret in (*CHAIN_IDS, chain_world.id_token()[:40]):
         assert all(secret not in text for text in doctor.outputs)
+
+
+# ---- a registry that decides per action (distribution's token auth) ------------------------
+
+
+@dataclass
+class Granting:
+    """A token-auth docker-registry whose token service grants only `allowed` actions."""
+
+    registry: TokenRegistry
+    allowed: list[str]
+
+
+@pytest.fixture(scope="module")
+def granting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Granting]:
+    allowed: list[str] = []
+
+    def grant(user: str | None, repository: str, asked: list[str]) -> list[str]:
+        return [a for a in asked if user == "AWS" and a in allowed]
+
+    issuer = TokenIssuer(users={"AWS": "222222222222-auth-token"}, grant=grant)
+    with issuer, start_token_registry(tmp_path_factory.mktemp("token-registry"), issuer) as reg:
+        yield Granting(reg, allowed)
+
+
+@pytest.mark.parametrize(
+    ("actions", "code", "status"),
+    [(["pull", "push", "delete"], 0, "ok"), (["pull", "push"], 0, "warn"), (["pull"], 4, "FAIL")],
+)
+def test_push_probe_against_a_registry_that_grants_per_action(
+    doctor: Doctor, granting: Granting, actions: list[str], code: int, status: str
+) -> None:
+    granting.allowed[:] = actions
+    result, checks = doctor.report(doctor.env(XACCT_REGISTRY_ENDPOINT=granting.registry.url))
+    assert result == code, checks
+    check = checks["push permission"]
+    assert check["status"] == status
+    if status == "warn":
+        assert "expires on its own" in check["detail"]
+    if status == "FAIL":
+        assert check["side"] == "OURTHING"
+        assert "ecr:InitiateLayerUpload" in check["fix"]
+    issued = granting.registry.issuer.issued
+    assert issued
+    for text in doctor.outputs:  # registry tokens are secrets too
+        assert not any(token in text for token in issued)
