@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from gitlab_xacct.aws.identity import assume_target
+from gitlab_xacct.docker_config import write_private
 from gitlab_xacct.errors import ConfigError
 from gitlab_xacct.report import write_atomically
 from gitlab_xacct.settings import CredentialsSettings
@@ -103,7 +104,7 @@ def write_profile(settings: CredentialsSettings, creds: RoleCredentials) -> None
     """Merge one named profile into the AWS config/credentials pair, keeping every other one."""
     section = settings.profile
     config_section = "default" if section == "default" else f"profile {section}"
-    _merge_ini(settings.config_file, config_section, {"region": creds.region}, mode=0o600)
+    _merge_ini(settings.config_file, config_section, {"region": creds.region})
     _merge_ini(
         settings.credentials_file,
         section,
@@ -112,11 +113,12 @@ def write_profile(settings: CredentialsSettings, creds: RoleCredentials) -> None
             "aws_secret_access_key": creds.secret_access_key,
             "aws_session_token": creds.session_token,
         },
-        mode=0o600,
     )
 
 
-def _merge_ini(path: Path, section: str, values: dict[str, str], *, mode: int) -> None:
+def _merge_ini(path: Path, section: str, values: dict[str, str]) -> None:
+    """Both files are written 0600 (the config may name secrets too), atomically, and through
+    a symlink as the Docker config is: a dotfile manager's link survives, its target changes."""
     parser = configparser.RawConfigParser()
     try:
         parser.read_string(path.read_text(encoding="utf-8") if path.exists() else "")
@@ -132,8 +134,10 @@ def _merge_ini(path: Path, section: str, values: dict[str, str], *, mode: int) -
         parser.set(section, key, value)
     buffer = io.StringIO()
     parser.write(buffer)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    write_atomically(path, buffer.getvalue(), mode=mode)
+    try:
+        write_private(path, buffer.getvalue())
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
 
 
 def run(settings: CredentialsSettings, stdout: TextIO = sys.stdout) -> None:
