@@ -293,6 +293,16 @@ def test_chained_session_asking_for_more_than_an_hour(doctor: Doctor) -> None:
     assert code == 0, checks
 
 
+def test_duration_over_the_roles_maximum(doctor: Doctor) -> None:
+    code, checks = doctor.report(doctor.env(XACCT_DURATION_SECONDS="10800"))
+    assert code == 3
+    failed_after(checks, "assume role")
+    check = checks["assume role"]
+    assert "MaxSessionDuration" in check["detail"]
+    assert check["side"] == "GitLab variables or OURTHING"
+    assert "raise the MaxSessionDuration of role OurThingBuildRole" in check["fix"]
+
+
 def test_tag_session_missing_with_tags_on(doctor: Doctor) -> None:
     code, checks = doctor.report(doctor.env(XACCT_SESSION_TAGS="true"))
     assert code == 3
@@ -366,6 +376,13 @@ def test_gitlab_oidc_and_a_chain(
         "(through arn:aws:sts::333333333333:assumed-role/HubRole/"
         in (checks["assume role"]["detail"])
     )
+
+    refused = {**env, "XACCT_ID_TOKEN": chain_world.id_token(ref="v1", ref_type="tag")}
+    code, checks = doctor.report(refused)
+    assert code == 3
+    failed_after(checks, "base identity")
+    assert checks["base identity"]["side"] == "BUILD"
+    assert "ref_type:tag:ref:v1" in checks["base identity"]["detail"]
 
     env["XACCT_ROLE_CHAIN"] = f"{chain_world.hub_role_arn}|sentinel-wrong-hub-ExtId"
     code, checks = doctor.report(env)
