@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from gitlab_xacct.aws import explain
 from gitlab_xacct.aws.credentials import AssumedRole, client_config
 from gitlab_xacct.errors import RegistryAuthError
 from gitlab_xacct.secrets import Secret, mask, register
@@ -100,7 +101,11 @@ def _denied(
             f"{code}: {role} may not call {action} in account {account} ({region}); the role's "
             f"permission policy in that account must allow it ({message})"
         )
-    return RegistryAuthError(f"{action} failed in account {account} ({region}): {code}: {message}")
+    # Throttling and 5xx were retried by botocore first: say how often, as for STS.
+    return RegistryAuthError(
+        f"{action} failed{explain.attempts(exc)} in account {account} ({region}): {code}: "
+        f"{message}"
+    )
 
 
 @dataclass(frozen=True)

@@ -160,11 +160,11 @@ class Registry:
                 )
             except NoAnswer as exc:
                 if attempt == attempts:
-                    raise RegistryUnreachable(_tries(str(exc), attempt)) from None
+                    raise NoAnswer(_tries(str(exc), attempt), exc.reason) from None
                 self._pause(method, path_or_url, attempt, exc.reason, None)
                 continue
             if response.status_code not in RETRY_STATUSES or attempt == attempts:
-                _ATTEMPTS[response] = attempt
+                _ATTEMPTS[response] = max(attempt, _ATTEMPTS.get(response, 1))
                 return response
             response.close()
             self._pause(method, path_or_url, attempt, answer(response), retry_after(response))
@@ -206,6 +206,8 @@ class Registry:
                 allow_redirects=method in ("GET", "HEAD"),
             )
             final = urlsplit(response.url or url).netloc == self.host
+            if response.status_code in (401, 403):  # for check: how often it was refused
+                _ATTEMPTS[response] = sends
             if response.status_code != 401 or not (ours and final) or sends == 3:
                 return response
             if not self.auth.unauthorized(response, header, attempt):
@@ -248,13 +250,14 @@ class Registry:
         if response.status_code in ok:
             return
         detail = _error_detail(response)
+        attempts = _ATTEMPTS.get(response, 1)
         if response.status_code in (401, 403):
+            again = f", after {attempts} attempts with renewed credentials" if attempts > 1 else ""
             raise RegistryAuthError(
-                f"registry {self.host} refused {what} (HTTP {response.status_code}{detail}); "
-                f"{self.auth_hint}"
+                f"registry {self.host} refused {what} (HTTP {response.status_code}{detail}"
+                f"{again}); {self.auth_hint}"
             )
         error = NotFound if response.status_code == 404 else PushError
-        attempts = _ATTEMPTS.get(response, 1)
         if attempts > 1:
             raise error(
                 f"registry {self.host}: {what} failed after {attempts} attempts (last answer: "

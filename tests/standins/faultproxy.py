@@ -2,7 +2,13 @@
 
 Put it between a client and moto (or the registry) to prove retries: ``fail_next`` answers the
 next N matching requests itself (e.g. 400 Throttling in STS's XML, 503 with Retry-After),
-``drop_next`` cuts their connection after part of the body; every other request goes through.
+``drop_next`` cuts their connection after part of the body (the upstream never sees it),
+``reset_next`` forwards part of the body to the upstream and then resets both connections (the
+upstream sees a request die mid-body, as behind a failing load balancer), ``stall_next`` takes
+the request and never answers, ``slow_next`` passes bytes both ways at a trickle, and
+``rewrite_next`` forwards and then changes headers of the answer (a lying Docker-Content-Digest),
+``lose_answer_next`` lets the request take effect upstream and resets before the answer;
+every other request goes through. ``Blackhole`` is a port that never completes a connection.
 It counts requests per AWS action (``Action=`` of a query API in the query string or the form
 body, or the ``X-Amz-Target`` of a JSON API such as ECR) and per method and path.
 
@@ -26,10 +32,12 @@ import json
 import logging
 import re
 import socket
+import struct
 import threading
+import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BufferedIOBase
@@ -101,6 +109,11 @@ class Fault:
     remaining: int
     served: int = 0
     drop_after: int | None = None  # read this many body bytes, then cut the connection
+    reset_after: int | None = None  # forward this many body bytes (< 0: all but that many), reset
+    stall: float | None = None  # take the request, answer nothing for this many seconds
+    rate: int | None = None  # bytes per second both ways
+    rewrite: tuple[tuple[str, str], ...] = ()  # answer headers replaced after forwarding
+    lose_answer: bool = False  # forward whole, let the upstream answer, reset the client
 
 
 def _matcher(
@@ -224,6 +237,12 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.drop_after is not None:
             self._drop(body, fault.drop_after)
             return
+        if fault is not None and fault.stall is not None:
+            self._stall(body, fault.stall)
+            return
+        if fault is not None and fault.status == 0:  # reset, slow or rewrite: forwarded
+            self._forward(body, form, fault)
+            return
         if fault is not None:
             body.drain()  # the connection stays usable for the client's next request
             self._answer(fault.status, fault.headers, fault.body)
@@ -244,6 +263,15 @@ class _Handler(BaseHTTPRequestHandler):
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
 
+    def _stall(self, body: _Body, seconds: float) -> None:
+        """A peer that took the request and went silent: no answer until `seconds` have
+        passed (or the proxy stops), then the connection closes."""
+        with contextlib.suppress(OSError, ConnectionError):
+            body.drain()
+        self.owner._stopping.wait(seconds)
+        self.close_connection = True
+        _reset(self.connection)
+
     def _answer(self, status: int, headers: tuple[tuple[str, str], ...], body: bytes) -> None:
         self.send_response_only(status)
         for name, value in headers:
@@ -253,7 +281,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _forward(self, body: _Body, form: bytes) -> None:
+    def _forward(self, body: _Body, form: bytes, fault: Fault | None = None) -> None:
         upstream = self.owner.upstream
         connection = http.client.HTTPConnection(
             upstream.hostname or "127.0.0.1", upstream.port or 80, timeout=self.owner.timeout
@@ -269,8 +297,16 @@ class _Handler(BaseHTTPRequestHandler):
             for name, value in self.headers.items():
                 if name.lower() not in HOP_BY_HOP | {"host", "content-length"}:
                     connection.putheader(name, value)
-            self._send_body(connection, body, form)
+            self._send_body(connection, body, form, fault)
             response = connection.getresponse()
+        except _Cut:
+            # Both sides lose the connection mid-body, without an answer.
+            if connection.sock is not None:
+                _reset(connection.sock)
+            connection.close()
+            self.close_connection = True
+            _reset(self.connection)
+            return
         except OSError as error:
             connection.close()
             self.close_connection = True
@@ -278,15 +314,30 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(502, (("Content-Type", "text/plain"),), message)
             return
         try:
-            self._relay(response)
+            if fault is not None and fault.lose_answer:
+                response.read()  # the upstream has done the request and answered...
+                self.close_connection = True
+                _reset(self.connection)  # ...and the answer never reaches the client
+                return
+            self._relay(response, fault)
         finally:
             connection.close()
 
-    def _send_body(self, connection: http.client.HTTPConnection, body: _Body, form: bytes) -> None:
+    def _send_body(
+        self,
+        connection: http.client.HTTPConnection,
+        body: _Body,
+        form: bytes,
+        fault: Fault | None = None,
+    ) -> None:
+        pieces = _paced(body.chunks(), fault.rate if fault else None)
+        cut = fault.reset_after if fault else None
+        if cut is not None and cut < 0:
+            cut = max(0, (body.length or 0) + cut)
         if body.chunked:
             connection.putheader("Transfer-Encoding", "chunked")
             connection.endheaders()
-            for piece in body.chunks():
+            for piece in _cut(pieces, cut):
                 connection.send(b"%x\r\n%s\r\n" % (len(piece), piece))
             connection.send(b"0\r\n\r\n")
         elif body.length is not None:
@@ -294,30 +345,77 @@ class _Handler(BaseHTTPRequestHandler):
             connection.endheaders()
             if form:
                 connection.send(form)
-            for piece in body.chunks():
+            for piece in _cut(pieces, cut):
                 connection.send(piece)
         else:
             connection.endheaders()
 
-    def _relay(self, response: http.client.HTTPResponse) -> None:
+    def _relay(self, response: http.client.HTTPResponse, fault: Fault | None = None) -> None:
         self.send_response_only(response.status, response.reason)
         length = response.getheader("Content-Length")
+        replaced = {name.lower(): value for name, value in fault.rewrite} if fault else {}
         for name, value in response.getheaders():
-            if name.lower() not in HOP_BY_HOP | {"content-length"}:
+            if name.lower() not in HOP_BY_HOP | {"content-length"} | replaced.keys():
                 self.send_header(name, value)
+        for name, value in fault.rewrite if fault else ():
+            self.send_header(name, value)
+        rate = fault.rate if fault else None
         bodiless = self.command == "HEAD" or response.status in (204, 304)
         if bodiless or (length is not None and not response.chunked):
             if length is not None:
                 self.send_header("Content-Length", length)
             self.end_headers()
-            while not bodiless and (piece := response.read(CHUNK)):
+            for piece in _paced(_read_all(response) if not bodiless else iter(()), rate):
                 self.wfile.write(piece)
+                self.wfile.flush()
             return
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        while piece := response.read(CHUNK):
+        for piece in _paced(_read_all(response), rate):
             self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
         self.wfile.write(b"0\r\n\r\n")
+
+
+class _Cut(Exception):
+    """The body reached the byte where a reset was asked for."""
+
+
+def _cut(pieces: Iterator[bytes], at: int | None) -> Iterator[bytes]:
+    """The pieces up to byte `at`, then _Cut (None: all of them)."""
+    sent = 0
+    for piece in pieces:
+        if at is not None and sent + len(piece) >= at:
+            if at > sent:
+                yield piece[: at - sent]
+            raise _Cut
+        sent += len(piece)
+        yield piece
+    if at is not None:
+        raise _Cut
+
+
+def _paced(pieces: Iterator[bytes], rate: int | None) -> Iterator[bytes]:
+    """The pieces, re-cut to pass at most `rate` bytes per second (None: as they come)."""
+    if rate is None:
+        yield from pieces
+        return
+    step = max(1, rate // 10)
+    for piece in pieces:
+        for start in range(0, len(piece), step):
+            time.sleep(0.1)
+            yield piece[start : start + step]
+
+
+def _read_all(response: http.client.HTTPResponse) -> Iterator[bytes]:
+    while piece := response.read(CHUNK):
+        yield piece
+
+
+def _reset(connection: socket.socket) -> None:
+    """Close with a TCP RST (linger 0), as a crashed peer or load balancer would."""
+    with contextlib.suppress(OSError):
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        connection.close()
 
 
 class _Server(ThreadingHTTPServer):
@@ -347,6 +445,7 @@ class FaultProxy:
     _connections: set[socket.socket] = field(init=False, default_factory=set, repr=False)
     _server: _Server | None = field(init=False, default=None, repr=False)
     _thread: threading.Thread | None = field(init=False, default=None, repr=False)
+    _stopping: threading.Event = field(init=False, default_factory=threading.Event, repr=False)
 
     def __post_init__(self) -> None:
         self.upstream = urlsplit(self.upstream_url)
@@ -365,6 +464,7 @@ class FaultProxy:
     def start(self) -> Self:
         if self._server is not None:
             return self
+        self._stopping.clear()
         # Each proxy gets its own handler class; `timeout` bounds every read and write of it.
         handler = type("FaultProxyHandler", (_Handler,), {"owner": self, "timeout": self.timeout})
         self._server = _Server(("127.0.0.1", 0), handler)
@@ -381,6 +481,7 @@ class FaultProxy:
         server, thread = self._server, self._thread
         if server is None:
             return
+        self._stopping.set()  # stalled handlers give up their wait
         server.shutdown()  # returns once serve_forever has left its loop
         server.server_close()
         with self._lock:
@@ -466,11 +567,110 @@ class FaultProxy:
             self._faults.append(fault)
         return fault
 
+    def reset_next(
+        self,
+        count: int,
+        *,
+        after_bytes: int,
+        method: str | None = None,
+        path: str | re.Pattern[str] | None = None,
+        predicate: Callable[[RequestInfo], bool] | None = None,
+    ) -> Fault:
+        """Forward the next `count` matching requests, but only `after_bytes` bytes of their
+        body (negative: all but the last that many), then reset both connections: the upstream
+        sees the request die mid-body, the client gets no answer."""
+        return self._add(
+            Fault(0, b"", (), _matcher(None, method, path, predicate), count,
+                  reset_after=after_bytes)
+        )  # fmt: skip
+
+    def stall_next(
+        self,
+        count: int,
+        *,
+        seconds: float,
+        method: str | None = None,
+        path: str | re.Pattern[str] | None = None,
+        predicate: Callable[[RequestInfo], bool] | None = None,
+    ) -> Fault:
+        """Take the next `count` matching requests whole and answer nothing for `seconds`
+        (or until the proxy stops); the upstream never sees them."""
+        matches = _matcher(None, method, path, predicate)
+        return self._add(Fault(0, b"", (), matches, count, stall=seconds))
+
+    def slow_next(
+        self,
+        count: int,
+        *,
+        rate: int,
+        method: str | None = None,
+        path: str | re.Pattern[str] | None = None,
+        predicate: Callable[[RequestInfo], bool] | None = None,
+    ) -> Fault:
+        """Forward the next `count` matching requests at `rate` bytes per second, request body
+        and answer body alike (in tenths of a second: a slow peer, never a silent one)."""
+        return self._add(
+            Fault(0, b"", (), _matcher(None, method, path, predicate), count, rate=rate)
+        )
+
+    def rewrite_next(
+        self,
+        count: int,
+        *,
+        headers: Mapping[str, str],
+        method: str | None = None,
+        path: str | re.Pattern[str] | None = None,
+        predicate: Callable[[RequestInfo], bool] | None = None,
+    ) -> Fault:
+        """Forward the next `count` matching requests and replace these headers of the answer
+        (e.g. a Docker-Content-Digest that does not match what the upstream stored)."""
+        return self._add(
+            Fault(0, b"", (), _matcher(None, method, path, predicate), count,
+                  rewrite=tuple(headers.items()))
+        )  # fmt: skip
+
+    def lose_answer_next(
+        self,
+        count: int,
+        *,
+        method: str | None = None,
+        path: str | re.Pattern[str] | None = None,
+        predicate: Callable[[RequestInfo], bool] | None = None,
+    ) -> Fault:
+        """Forward the next `count` matching requests whole and wait for the upstream's answer,
+        then reset the client's connection instead of relaying it: the request took effect,
+        the client cannot know."""
+        matches = _matcher(None, method, path, predicate)
+        return self._add(Fault(0, b"", (), matches, count, lose_answer=True))
+
+    def _add(self, fault: Fault) -> Fault:
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
     def throttle_next(self, count: int, action: str, *, retry_after: int | None = None) -> Fault:
         """STS/IAM's throttling answer (HTTP 400, code Throttling) for the next `count` calls."""
         return self.fail_next(
             count, status=400, body=aws_query_error(), action=action, retry_after=retry_after
         )
+
+    def fail_sequence(
+        self,
+        statuses: Sequence[int],
+        *,
+        retry_after: int | None = None,
+        method: str | None = None,
+        path: str | re.Pattern[str] | None = None,
+        predicate: Callable[[RequestInfo], bool] | None = None,
+    ) -> list[Fault]:
+        """A burst: the next matching requests are answered with these statuses in order (a
+        registry error body, and `Retry-After` when given)."""
+        body = json.dumps({"errors": [{"code": "UNAVAILABLE", "message": "fault injected"}]})
+        return [
+            self.fail_next(1, status=status, body=body, retry_after=retry_after, method=method,
+                           path=path, predicate=predicate)
+            for status in statuses
+        ]  # fmt: skip
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -529,3 +729,27 @@ class FaultProxy:
                 self._connections.add(connection)
             else:
                 self._connections.discard(connection)
+
+
+class Blackhole:
+    """A loopback port that accepts no connection: its one-place backlog is taken by a socket of
+    its own, so the kernel drops every further SYN and a client waits out its connect timeout."""
+
+    def __init__(self) -> None:
+        self._listener = socket.socket()
+        self._filler = socket.socket()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def __enter__(self) -> Self:
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(0)
+        self._filler.settimeout(2)
+        self._filler.connect(self._listener.getsockname())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._filler.close()
+        self._listener.close()
