@@ -651,6 +651,12 @@ def test_the_table_is_large_and_every_row_distinct() -> None:
     assert len({case.id for case in CASES}) == len(CASES)
 
 
+def test_reliability_doc_quotes_the_table() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "reliability.md").read_text()
+    assert f"`CASES`, of **{len(CASES)}** bad inputs" in doc
+    assert f"| {len(CASES)} bad inputs tried, {len(CASES)} refused" in doc
+
+
 def test_the_baseline_job_pushes(job: Job, tmp_path: Path, registry_data: Path) -> None:
     """The environment every row starts from pushes and writes its report: each refusal below
     is the check's doing, and a row let through would change the registry and the folder."""
