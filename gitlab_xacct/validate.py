@@ -14,17 +14,21 @@ from urllib.parse import urlsplit
 from gitlab_xacct.errors import ConfigError
 
 PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
+# re.ASCII throughout: AWS's \w and \d are ASCII, Python's match any script's letters and digits.
 _ROLE_ARN = re.compile(
     r"arn:(?P<partition>aws|aws-cn|aws-us-gov):iam::(?P<account>\d{12}):"
-    r"role/(?P<path>(?:[\w+=,.@-]+/)*)(?P<name>[\w+=,.@-]{1,64})"
+    r"role/(?P<path>(?:[\w+=,.@-]+/)*)(?P<name>[\w+=,.@-]{1,64})",
+    re.ASCII,
 )
-_EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}")
-_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}")
+_EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)
+_EXTERNAL_ID_CHAR = re.compile(r"[\w+=,.@:/-]", re.ASCII)
+_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}", re.ASCII)
 # ECR's own rule: lower-case components separated by "/", each with single . _ - separators.
 _REPOSITORY = re.compile(r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*")
-_TAG = re.compile(r"[\w][\w.-]{0,127}")
-_SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}")
-_SESSION_NAME_BAD = re.compile(r"[^\w+=,.@-]")
+_TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
+_SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}", re.ASCII)
+_SESSION_NAME_BAD = re.compile(r"[^\w+=,.@-]", re.ASCII)
+_ACCOUNT = re.compile(r"[0-9]{12}")
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ def role_arn(value: str, origin: str) -> RoleArn:
         reason = f"names partition {parts[1]!r} (known: {', '.join(PARTITIONS)})"
     elif parts[2] != "iam":
         reason = f"is an ARN of service {parts[2]!r}, not of an IAM role"
-    elif not re.fullmatch(r"\d{12}", parts[4]):
+    elif not _ACCOUNT.fullmatch(parts[4]):
         reason = f"has account id {parts[4]!r}; an account id is exactly 12 digits"
     elif not parts[5].startswith("role/"):
         reason = f"names {parts[5].split('/')[0]!r}, not a role"
@@ -69,7 +73,7 @@ def external_id(value: str, origin: str) -> str:
         raise ConfigError(
             f"{origin}: the External ID is {len(value)} characters long; AWS accepts 2 to 1224"
         )
-    position = next(i for i, c in enumerate(value) if not re.fullmatch(r"[\w+=,.@:/-]", c))
+    position = next(i for i, c in enumerate(value) if not _EXTERNAL_ID_CHAR.fullmatch(c))
     raise ConfigError(
         f"{origin}: the External ID has a character AWS does not accept at position {position + 1}"
         " (allowed: letters, digits and _+=,.@:/-)"
@@ -189,7 +193,7 @@ def same_partition(role: RoleArn, region: str, region_origin: str) -> None:
 
 
 def duration(value: str, origin: str) -> int:
-    if not value.strip().isdigit() or not 900 <= int(value) <= 43200:
+    if not re.fullmatch(r"[0-9]+", value.strip()) or not 900 <= int(value) <= 43200:
         raise ConfigError(
             f"{origin}: {value!r} is not a session duration AWS accepts; give whole seconds "
             "from 900 to 43200 (the role's maximum session duration applies too)"
@@ -200,7 +204,7 @@ def duration(value: str, origin: str) -> int:
 def account_ids(value: str, origin: str) -> frozenset[str]:
     ids = [v for v in re.split(r"[\s,]+", value) if v]
     for account in ids:
-        if not re.fullmatch(r"\d{12}", account):
+        if not _ACCOUNT.fullmatch(account):
             raise ConfigError(f"{origin}: {account!r} is not an AWS account id (12 digits)")
     if not ids:
         raise ConfigError(f"{origin}: no account ids; separate 12-digit ids by commas")
@@ -209,7 +213,8 @@ def account_ids(value: str, origin: str) -> frozenset[str]:
 
 _ECR_HOST = re.compile(
     r"(?P<account>\d{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d{1,2})"
-    r"\.amazonaws\.com(?:\.cn)?"
+    r"\.amazonaws\.com(?:\.cn)?",
+    re.ASCII,
 )
 
 
@@ -222,7 +227,7 @@ def parse_ecr_host(host: str) -> tuple[str, str] | None:
 def ecr_registry(value: str, origin: str) -> str:
     """An extra registry to log into: a 12-digit account id or an ECR host name."""
     value = value.strip().removeprefix("https://").rstrip("/")
-    if re.fullmatch(r"\d{12}", value) or parse_ecr_host(value):
+    if _ACCOUNT.fullmatch(value) or parse_ecr_host(value):
         return value
     raise ConfigError(
         f"{origin}: {value!r} is neither an AWS account id (12 digits) nor an ECR host name "

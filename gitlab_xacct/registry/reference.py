@@ -18,10 +18,10 @@ DOCKER_HUB_API = "registry-1.docker.io"
 DOCKER_HUB_CONFIG_KEY = "index.docker.io"  # `https://index.docker.io/v1/` in a Docker config
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
-_HOST = re.compile(rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9a-f:.]+\])(?::\d{{1,5}})?")
+_HOST = re.compile(rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9a-f:.]+\])(?::[0-9]{{1,5}})?")
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"  # distribution's reference grammar
 _REPOSITORY = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
-_TAG = re.compile(r"\w[\w.-]{0,127}")
+_TAG = re.compile(r"\w[\w.-]{0,127}", re.ASCII)  # ASCII: Python's \w takes "é" too
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 

@@ -91,7 +91,7 @@ def parse_source(spec: str) -> SourceSpec:
         raise ConfigError(f"{text!r}: the path is empty; {_FORMS}")
     if colon and not ref:
         raise ConfigError(f"{text!r}: nothing follows the ':' after the path; {_FORMS}")
-    if ref.startswith("@") and not ref[1:].isdigit():
+    if ref.startswith("@") and not (ref[1:].isascii() and ref[1:].isdigit()):  # not "@²"
         raise ConfigError(f"{text!r}: {ref!r} is not @ and an image number such as @0; {_FORMS}")
     if transport == "docker-archive" and "@" in ref[1:]:
         raise ConfigError(f"{text!r}: choose the image by name:tag or @N, not digest; {_FORMS}")

@@ -134,6 +134,7 @@ class _Recorder(Registry):
         self.host = "registry.test"
         self.base_url = f"https://{self.host}"
         self.calls: list[str] = []
+        self.ended: set[str] = set()  # uploads over, done or not
         self._lock = threading.Lock()
 
     def manifest_digest(self, repository: str, reference: str) -> str | None:
@@ -143,11 +144,15 @@ class _Recorder(Registry):
         return False
 
     def upload_blob(self, repository: str, blob: Blob) -> None:
-        with blob.open() as stream:
-            while stream.read(1024 * 1024):
-                pass
-        with self._lock:
-            self.calls.append(f"blob {blob.digest}")
+        try:
+            with blob.open() as stream:
+                while stream.read(1024 * 1024):
+                    pass
+            with self._lock:
+                self.calls.append(f"blob {blob.digest}")
+        finally:
+            with self._lock:
+                self.ended.add(blob.digest)
 
     def put_manifest(
         self, repository: str, reference: str, manifest: bytes, media_type: str
@@ -171,14 +176,29 @@ def test_a_cancelled_push_stops_without_waiting_and_puts_no_manifest() -> None:
                           config=config, layers=(stuck, signalling))  # fmt: skip
     registry = _Recorder()
     started = time.monotonic()
-    try:
-        with pytest.raises(cancel.Cancelled), cancel.installed():
+    returned: list[float] = []
+
+    def push() -> None:
+        try:
             push_many([Target(registry, "team/app")], image, ("v1",),
                       options=EngineOptions(parallelism=2))  # fmt: skip
-        elapsed = time.monotonic() - started
+        finally:
+            returned.append(time.monotonic() - started)
+            # Leaving installed() forgets the signal (the CLI exits right after): stay inside
+            # until the signalling upload has had its next read.
+            deadline = time.monotonic() + WAIT
+            while signalling.digest not in registry.ended and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+    try:
+        with pytest.raises(cancel.Cancelled), cancel.installed():
+            push()
     finally:
-        release.set()  # let the stuck worker go, so the test leaves no thread behind
-    assert elapsed < 5, "the engine waited for an upload stuck in flight"
+        release.set()  # let the stuck worker go, and see it end: it logs, and no test may see that
+        for thread in threading.enumerate():
+            if thread.name.startswith("push"):
+                thread.join(WAIT)
+    assert returned[0] < 5, "the engine waited for an upload stuck in flight"
     assert not [c for c in registry.calls if c.startswith("manifest")]
     assert f"blob {signalling.digest}" not in registry.calls  # stopped at its next read
 
