@@ -22,15 +22,16 @@ import re
 from collections.abc import Iterator
 from functools import partial
 from typing import TYPE_CHECKING, BinaryIO
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 
 from gitlab_xacct import cancel
 from gitlab_xacct.errors import PushError, RegistryUnreachable
 from gitlab_xacct.registry.auth import push_scope
 from gitlab_xacct.registry.image import Blob
-from gitlab_xacct.registry.retry import RETRY_STATUSES, answer, retry_after
+from gitlab_xacct.registry.retry import RETRY_STATUSES, NoAnswer, answer, retry_after
 
 if TYPE_CHECKING:
     from gitlab_xacct.registry.client import Registry
@@ -339,7 +340,13 @@ class ResponseStream(io.RawIOBase):
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         cancel.check()
-        data = self._response.raw.read(len(buffer), decode_content=False)
+        try:
+            data = self._response.raw.read(len(buffer), decode_content=False)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            # A source that breaks off mid-blob: the upload it feeds starts over (a new GET).
+            host = urlsplit(self._response.url).netloc
+            reason = f"{host} broke off the blob it was sending ({type(exc).__name__})"
+            raise NoAnswer(f"registry {reason}", reason) from None
         buffer[: len(data)] = data
         return len(data)
 

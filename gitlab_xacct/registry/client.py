@@ -41,7 +41,14 @@ from gitlab_xacct.registry.image import (
     OCI_MANIFEST,
     Blob,
 )
-from gitlab_xacct.registry.retry import RETRY_STATUSES, Network, answer, no_answer, retry_after
+from gitlab_xacct.registry.retry import (
+    RETRY_STATUSES,
+    Network,
+    NoAnswer,
+    answer,
+    no_answer,
+    retry_after,
+)
 from gitlab_xacct.secrets import mask
 
 __all__ = [
@@ -471,14 +478,6 @@ class Registry:
                 f"bytes pushed hash to {expected}"
             )
         return digest
-
-
-class NoAnswer(RegistryUnreachable):
-    """No answer at all (refused, reset, timed out): worth another try, unlike a TLS mismatch."""
-
-    def __init__(self, message: str, reason: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 def _tries(message: str, attempts: int) -> str:

@@ -18,6 +18,8 @@ from email.utils import parsedate_to_datetime
 
 import requests
 
+from gitlab_xacct.errors import RegistryUnreachable
+
 # Answers worth asking again: rate limited, or the registry (or its load balancer) is struggling.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -56,6 +58,15 @@ class Network:
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
+
+
+class NoAnswer(RegistryUnreachable):
+    """No answer at all (refused, reset, timed out, broken off): worth another try, unlike a
+    TLS mismatch. `reason` says why in a few words, for log lines."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def retry_after(response: requests.Response) -> float | None:

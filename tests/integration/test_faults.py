@@ -472,6 +472,30 @@ def test_a_slow_source_registry_that_keeps_sending_is_never_cut_off(
     same_as_source(job, "team/app:slow", image, tmp_path)
 
 
+def test_a_source_that_breaks_off_a_blob_mid_download_is_read_again(
+    job: Job, image: Image, tmp_path: Path
+) -> None:
+    """A docker:// source resets after 1 MiB of the 3 MiB layer: the upload it was feeding
+    starts over with a new GET of the blob."""
+    seed(job, image, "team/src-cut")
+    blob_path = f"/v2/team/src-cut/blobs/{image.big}"
+    with FaultProxy(job.registry.url) as source:
+        source.cut_answer_next(1, after_bytes=MIB, method="GET", path=blob_path)
+        host = source.url.removeprefix("http://")
+        started = time.monotonic()
+        result = job.push(env=job.env(
+            XACCT_SOURCE=f"docker://{host}/team/src-cut:1", XACCT_SRC_CREDS=creds(job),
+            XACCT_TAGS="source-cut",
+        ))  # fmt: skip
+        run = Run(result, time.monotonic() - started)
+        gets = source.route_count("GET", blob_path)
+        succeeded(run, source, faults=1)
+    assert gets == 2
+    assert f"{host} broke off the blob it was sending" in run.err
+    assert "starting it over" in run.err
+    same_as_source(job, "team/app:source-cut", image, tmp_path)
+
+
 def test_a_registry_that_never_accepts_the_connection_hits_the_connect_timeout(
     job: Job, image: Image
 ) -> None:

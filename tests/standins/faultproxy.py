@@ -7,7 +7,8 @@ next N matching requests itself (e.g. 400 Throttling in STS's XML, 503 with Retr
 upstream sees a request die mid-body, as behind a failing load balancer), ``stall_next`` takes
 the request and never answers, ``slow_next`` passes bytes both ways at a trickle, and
 ``rewrite_next`` forwards and then changes headers of the answer (a lying Docker-Content-Digest),
-``lose_answer_next`` lets the request take effect upstream and resets before the answer;
+``lose_answer_next`` lets the request take effect upstream and resets before the answer,
+``cut_answer_next`` breaks a download off mid-body;
 every other request goes through. ``Blackhole`` is a port that never completes a connection.
 It counts requests per AWS action (``Action=`` of a query API in the query string or the form
 body, or the ``X-Amz-Target`` of a JSON API such as ECR) and per method and path.
@@ -114,6 +115,7 @@ class Fault:
     rate: int | None = None  # bytes per second both ways
     rewrite: tuple[tuple[str, str], ...] = ()  # answer headers replaced after forwarding
     lose_answer: bool = False  # forward whole, let the upstream answer, reset the client
+    cut_answer: int | None = None  # relay this many bytes of the answer's body, then reset
 
 
 def _matcher(
@@ -365,9 +367,14 @@ class _Handler(BaseHTTPRequestHandler):
             if length is not None:
                 self.send_header("Content-Length", length)
             self.end_headers()
-            for piece in _paced(_read_all(response) if not bodiless else iter(()), rate):
-                self.wfile.write(piece)
-                self.wfile.flush()
+            pieces = _paced(_read_all(response) if not bodiless else iter(()), rate)
+            try:
+                for piece in _cut(pieces, fault.cut_answer if fault else None):
+                    self.wfile.write(piece)
+                    self.wfile.flush()
+            except _Cut:  # the answer breaks off mid-body
+                self.close_connection = True
+                _reset(self.connection)
             return
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
@@ -642,6 +649,20 @@ class FaultProxy:
         the client cannot know."""
         matches = _matcher(None, method, path, predicate)
         return self._add(Fault(0, b"", (), matches, count, lose_answer=True))
+
+    def cut_answer_next(
+        self,
+        count: int,
+        *,
+        after_bytes: int,
+        method: str | None = None,
+        path: str | re.Pattern[str] | None = None,
+        predicate: Callable[[RequestInfo], bool] | None = None,
+    ) -> Fault:
+        """Forward the next `count` matching requests and relay only `after_bytes` bytes of the
+        answer's body (one with a Content-Length), then reset: a download that breaks off."""
+        matches = _matcher(None, method, path, predicate)
+        return self._add(Fault(0, b"", (), matches, count, cut_answer=after_bytes))
 
     def _add(self, fault: Fault) -> Fault:
         with self._lock:
