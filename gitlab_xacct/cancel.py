@@ -47,6 +47,7 @@ class _State:
         self.signum = 0
         self.lock = threading.Lock()
         self.tagged: list[str] = []
+        self.sending = ""  # the tag whose manifest PUT is in flight
 
 
 _STATE = _State()
@@ -62,10 +63,17 @@ def check() -> None:
         raise Cancelled(_STATE.signum)
 
 
-def note_tagged(reference: str) -> None:
-    """A manifest PUT under a tag went through: a cancellation message must not deny it."""
+@contextmanager
+def tagging(reference: str) -> Iterator[None]:
+    """Around the manifest PUT of a tag: refused once cancelled; remembered when it went through
+    (or was in flight when the signal came), so the cancellation message never denies a tag."""
+    check()
+    with _STATE.lock:
+        _STATE.sending = reference
+    yield
     with _STATE.lock:
         _STATE.tagged.append(reference)
+        _STATE.sending = ""
 
 
 def tagged() -> tuple[str, ...]:
@@ -73,15 +81,23 @@ def tagged() -> tuple[str, ...]:
         return tuple(_STATE.tagged)
 
 
+def sending() -> str:
+    with _STATE.lock:
+        return _STATE.sending
+
+
 def message(command: str, exc: Cancelled) -> str:
     """The one line a cancelled run ends with: what stopped, and what did or did not land."""
-    done = tagged()
+    done, in_flight = tagged(), sending()
     if command not in ("push", "copy"):
         return f"{command} cancelled by {exc.signal_name} before it finished"
-    if done:
+    if done or in_flight:
+        parts = [f"after tagging {', '.join(done)}"] if done else []
+        if in_flight:
+            parts.append(f"while tagging {in_flight} (that tag may have landed)")
         return (
-            f"{command} cancelled by {exc.signal_name} after tagging {', '.join(done)}; no other "
-            "tag was pushed (a rerun pushes them, reusing the blobs already uploaded)"
+            f"{command} cancelled by {exc.signal_name} {' and '.join(parts)}; no other tag was "
+            "pushed (a rerun pushes them, reusing the blobs already uploaded)"
         )
     return (
         f"{command} cancelled by {exc.signal_name}: no manifest was uploaded, nothing was "
@@ -115,6 +131,7 @@ def installed() -> Iterator[None]:
             _STATE.event.clear()
             _STATE.signum = 0
             _STATE.tagged.clear()
+            _STATE.sending = ""
 
 
 def leave(code: int) -> None:

@@ -126,11 +126,10 @@ def push_many(
                     target.repository, child.digest, child.manifest, child.media_type
                 )
         for tag in wanted:
-            cancel.check()
-            digest = target.registry.put_manifest(
-                target.repository, tag, image.manifest, image.media_type
-            )
-            cancel.note_tagged(f"{target.where}:{tag}")
+            with cancel.tagging(f"{target.where}:{tag}"):  # never a tag after the signal
+                digest = target.registry.put_manifest(
+                    target.repository, tag, image.manifest, image.media_type
+                )
             log.info("tagged %s:%s -> %s", target.where, tag, digest)
         results.append(
             PushResult(

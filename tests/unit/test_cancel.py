@@ -228,16 +228,19 @@ def test_cli_names_the_tags_that_landed_before_the_signal(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     def runner(env: Mapping[str, str], flags: Mapping[str, object]) -> int:
-        cancel.note_tagged("r.example.org/team/app:v1")
-        _signal_self(signal.SIGTERM)
+        with cancel.tagging("r.example.org/team/app:v1"):
+            pass
+        with cancel.tagging("r.example.org/team/app:v2"):
+            _signal_self(signal.SIGTERM)  # the signal lands during the second tag's PUT
         return 0
 
     monkeypatch.setattr(cli, "run_push", runner)
     assert cli.main(["push"], env={}) == 143
     err = capsys.readouterr().err.splitlines()
     assert err == [
-        "gitlab-xacct: push cancelled by SIGTERM after tagging r.example.org/team/app:v1; no "
-        "other tag was pushed (a rerun pushes them, reusing the blobs already uploaded)"
+        "gitlab-xacct: push cancelled by SIGTERM after tagging r.example.org/team/app:v1 and "
+        "while tagging r.example.org/team/app:v2 (that tag may have landed); no other tag was "
+        "pushed (a rerun pushes them, reusing the blobs already uploaded)"
     ]
     assert cancel.tagged() == ()  # forgotten once main returns
 
