@@ -225,7 +225,7 @@ ENGINE_OPTIONS: tuple[Option, ...] = (
         "--read-timeout",
         "value",
         "seconds a registry may stay silent in the middle of a request before it is given up "
-        "(and retried); a slow registry that keeps sending is never cut off (default: 120)",
+        "(and retried); a slow registry that keeps sending is never cut off (default: 300)",
         "SECONDS",
     ),
     Option(

@@ -31,8 +31,9 @@ class Network:
     connect_timeout: float = 10.0
     # Between two reads of one socket, not for a whole transfer: a slow peer that keeps sending
     # is fine; one that sends nothing this long is given up on. A registry may think a while
-    # before answering the PUT that completes a big blob, hence minutes, not seconds.
-    read_timeout: float = 120.0
+    # before answering the PUT that completes a big blob (it hashes and moves it; on S3-backed
+    # storage a copy), and a false timeout there re-sends the whole blob: minutes, not seconds.
+    read_timeout: float = 300.0
     retries: int = 4  # a request is sent at most 1 + retries times
     backoff: float = 0.5  # the first wait; doubles after each failure
     backoff_cap: float = 30.0

@@ -190,6 +190,29 @@ def untagged(job: Job, reference: str) -> None:
     assert job.skopeo_inspect(reference).returncode != 0, f"{reference} was tagged"
 
 
+# ---- the fast path stays fast ----------------------------------------------------------------
+
+
+def test_a_healthy_registry_gets_no_extra_request_and_no_wait(job: Job, image: Image) -> None:
+    with FaultProxy(job.registry.url) as proxy:
+        run = push(job, proxy.url, image, "healthy")
+        seen = Counter(
+            (r.method, "manifest" if MANIFEST.search(r.path) else
+             "upload" if UPLOAD.search(r.path) else "blob" if BLOB.search(r.path) else r.path)
+            for r in proxy.history
+        )  # fmt: skip
+        succeeded(run, proxy, faults=0)
+    blobs = len(image.blobs())
+    assert seen == Counter({
+        ("GET", "/v2/"): 2,  # the Basic challenge, then the login check
+        ("HEAD", "manifest"): 1,  # is the tag there already?
+        ("HEAD", "blob"): blobs, ("POST", "upload"): blobs, ("PUT", "upload"): blobs,
+        ("PUT", "manifest"): 1,
+    })  # fmt: skip
+    for retried in ("trying again", "starting it over", "no answer"):
+        assert retried not in run.err
+
+
 # ---- connection reset in the middle of a blob upload ---------------------------------------
 
 

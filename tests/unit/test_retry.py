@@ -8,6 +8,7 @@ import io
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from typing import Any
 
 import pytest
 import requests
@@ -169,6 +170,27 @@ def test_a_healthy_registry_costs_no_extra_request_and_no_sleep(slept: list[floa
         registry.put_manifest("team/app", "v1", MANIFEST, OCI_MANIFEST)
     assert [s.method for s in server.seen] == ["HEAD", "POST", "PUT", "PUT"]
     assert slept == []
+
+
+def test_a_manifest_body_cut_off_is_asked_for_again(
+    monkeypatch: pytest.MonkeyPatch, slept: list[float]
+) -> None:
+    server = FakeRegistry()
+    server.manifests[("team/app", "v1")] = (MANIFEST, OCI_MANIFEST)
+    original = requests.Response.iter_content
+    cuts = [1]
+
+    def iter_content(self: requests.Response, *args: Any, **kwargs: Any) -> Iterator[bytes]:
+        if cuts:
+            cuts.pop()
+            raise requests.exceptions.ConnectionError("Connection reset by peer")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(requests.Response, "iter_content", iter_content)
+    with server.client() as registry:
+        assert registry.get_manifest("team/app", "v1") == (MANIFEST, OCI_MANIFEST)
+    assert len(server.requests_to("GET", "/manifests/")) == 2
+    assert len(slept) == 1
 
 
 # ---- the manifest PUT is looked up before it is sent again ---------------------------------
