@@ -8,7 +8,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TextIO
 
@@ -16,9 +16,12 @@ import pytest
 
 from gitlab_xacct import cancel, cli
 from gitlab_xacct.commands import credential_helper
+from gitlab_xacct.registry.blobs import ResponseStream, VerifiedStream, _Reader
 from gitlab_xacct.registry.client import Registry
 from gitlab_xacct.registry.image import OCI_CONFIG, OCI_LAYER_TAR, OCI_MANIFEST, Blob, ImageManifest
-from gitlab_xacct.registry.push import EngineOptions, Target, push_many
+from gitlab_xacct.registry.progress import Progress
+from gitlab_xacct.registry.push import EngineOptions, Target, _counted, push_many
+from gitlab_xacct.registry.tee import Tee
 
 CODES: dict[int, int] = {signal.SIGTERM.value: 143, signal.SIGINT.value: 130}
 WAIT = 5.0  # a signal to ourselves is handled at once; this only bounds a broken handler
@@ -201,6 +204,55 @@ def test_a_cancelled_push_stops_without_waiting_and_puts_no_manifest() -> None:
     assert returned[0] < 5, "the engine waited for an upload stuck in flight"
     assert not [c for c in registry.calls if c.startswith("manifest")]
     assert f"blob {signalling.digest}" not in registry.calls  # stopped at its next read
+
+
+# ---- every read loop of a transfer stops once cancelled ---------------------------------------
+
+DATA = b"x" * (3 * 1024 * 1024)
+LAYER = Blob(digest=_digest(DATA), size=len(DATA), media_type=OCI_LAYER_TAR,
+             open=lambda: io.BytesIO(DATA))  # fmt: skip
+
+
+class _Response:
+    """What ResponseStream reads: `raw.read(n, decode_content=False)`."""
+
+    def __init__(self) -> None:
+        self.raw = self
+
+    def read(self, n: int, decode_content: bool = True) -> bytes:
+        return DATA[:n]
+
+    def close(self) -> None:
+        pass
+
+
+def _tee_reads() -> None:
+    tee = Tee(LAYER, 2, lambda n: None)
+    try:
+        tee.feed()
+    finally:  # each upload gets the bytes, or the feeder's error rather than a wait
+        for blob in tee.blobs:
+            with blob.open() as stream:
+                assert stream.read() == DATA
+
+
+LOOPS: dict[str, Callable[[], object]] = {
+    "monolithic upload body": lambda: list(VerifiedStream(LAYER)),
+    "chunked upload body": lambda: list(_Reader(LAYER).piece(0, len(DATA))),
+    "counted source read": lambda: _counted(LAYER, Progress(len(DATA), 1)).open().read(),
+    "source registry stream": lambda: ResponseStream(_Response()).read(1024),  # type: ignore[arg-type]
+    "tee feeding two uploads": _tee_reads,
+}
+
+
+@pytest.mark.parametrize("loop", sorted(LOOPS))
+def test_every_transfer_loop_stops_once_cancelled(loop: str) -> None:
+    LOOPS[loop]()  # reads everything while no signal has come
+    with cancel.installed():
+        with pytest.raises(cancel.Cancelled):
+            _signal_self(signal.SIGTERM)
+        with pytest.raises(cancel.Cancelled):
+            LOOPS[loop]()
 
 
 # ---- the two entry points --------------------------------------------------------------------
