@@ -18,7 +18,7 @@ from gitlab_xacct._malloc import keep_transfer_buffers
 from gitlab_xacct.bootstrap.settings import BUILD_POLICY_OPTIONS, ROLE_OPTIONS
 from gitlab_xacct.commands.doctor import OPTIONS as DOCTOR_OPTIONS
 from gitlab_xacct.commands.gitlab_configure import OPTIONS as GITLAB_CONFIGURE_OPTIONS
-from gitlab_xacct.errors import XacctError
+from gitlab_xacct.errors import ConfigError, XacctError
 from gitlab_xacct.options import COMMON_OPTIONS, COPY_OPTIONS, Option
 from gitlab_xacct.secrets import mask, register
 from gitlab_xacct.settings import CredentialsSettings, LoginSettings, PushSettings
@@ -214,7 +214,9 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         except XacctError as exc:
             if debug:
                 log.debug("traceback:", exc_info=True)
-            _print_error(str(exc))
+            # Bad input is one line whatever it holds (a path with a newline); only the AWS
+            # explanations (exit 3) span lines on purpose.
+            _print_error(_one_line(str(exc)) if isinstance(exc, ConfigError) else str(exc))
             return exc.exit_code
         except KeyboardInterrupt:
             _print_error("interrupted; nothing was tagged unless the log says so")
@@ -260,6 +262,10 @@ def run_copy(env: Mapping[str, str], flags: Mapping[str, object]) -> int:
     for tag in result.tags:
         print(result.tagged(tag))
     return 0
+
+
+def _one_line(message: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
 
 
 def _print_error(message: str) -> None:

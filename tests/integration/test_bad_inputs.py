@@ -362,6 +362,8 @@ CASES: list[Case] = [
          argv=("push", "--role-arn", "arn:aws:iam::2222222222222:role/OurThingBuildRole")),
     Case("arn-role-name-space", "XACCT_ROLE_ARN", "allowed: letters",
          {"XACCT_ROLE_ARN": "arn:aws:iam::222222222222:role/Our Thing"}),
+    Case("arn-trailing-newline", "XACCT_ROLE_ARN", "expected arn:aws:iam::",
+         {"XACCT_ROLE_ARN": f"{ROLE}\n"}),
     Case("arn-just-a-name", "XACCT_ROLE_ARN", "expected arn:aws:iam::",
          {"XACCT_ROLE_ARN": "OurThingBuildRole"}),
     Case("arn-china-region-eu", "AWS_DEFAULT_REGION", "use a region of aws-cn",
@@ -485,6 +487,8 @@ CASES: list[Case] = [
          argv=("copy", "{bad}:team/other:2", COPY_DEST),
          build=_docker_archive(lambda entries: entries)),
     # ---- OCI layouts -------------------------------------------------------------------------
+    Case("layout-path-with-newline", "XACCT_SOURCE", ("absent\\nlayout", "no such OCI layout"),
+         {"XACCT_SOURCE": "oci:{out}/../absent\nlayout:latest"}),
     Case("layout-missing", "XACCT_SOURCE", "no such OCI layout directory",
          {"XACCT_SOURCE": "oci:{out}/../absent-layout"}),
     Case("layout-is-a-file", "XACCT_SOURCE", "oci-archive:",
