@@ -131,8 +131,8 @@ def _chunked(registry: Registry, repository: str, blob: Blob) -> None:
                 continue
             if response is not None:
                 status = response.status_code
-                if status == 404 and reused:
-                    raise _Transient("the upload session left by the mount has expired")
+                if status == 404:
+                    raise _Transient(_lost(response, reused))
                 if status < 500 and status not in (408, 416, 429):
                     registry.check(response, f"upload of {blob.digest} (PATCH)", (202,))
                 reason = answer(response)
@@ -166,7 +166,7 @@ def _status(
     except RegistryUnreachable as exc:
         raise _Transient(str(exc)) from None
     if response.status_code != 204:
-        raise _Transient(f"the registry lost the upload session (HTTP {response.status_code})")
+        raise _Transient(f"the registry lost the upload session ({answer(response)})")
     return _location(registry, response, url), _held(
         response.headers.get("Range"), acked, None, blob
     )
@@ -190,12 +190,22 @@ def _held(header: str | None, acked: int, expected: int | None, blob: Blob) -> i
 def _finish(registry: Registry, response: requests.Response, blob: Blob, reused: bool) -> None:
     if response.status_code in RETRY_STATUSES or response.status_code >= 500:
         raise _Transient(answer(response), retry_after(response))
-    if response.status_code == 404 and reused:
-        raise _Transient("the upload session left by the mount has expired")
+    if response.status_code == 404:
+        raise _Transient(_lost(response, reused))
     registry.check(response, f"upload of {blob.digest}", (201,))
     echoed = response.headers.get("Docker-Content-Digest")
     if echoed and echoed != blob.digest:
         raise PushError(f"registry {registry.host} stored blob {blob.digest} under digest {echoed}")
+
+
+def _lost(response: requests.Response, reused: bool) -> str:
+    """A 404 on an upload URL: the session is gone (expired, or cancelled by the registry, as
+    docker-registry does when a cut-off PATCH left its file at another offset than its state
+    says, even after it answered a status GET). Starting over is the only way on; a missing
+    repository fails the new session's POST instead."""
+    if reused:
+        return "the upload session left by the mount has expired"
+    return f"the registry lost the upload session ({answer(response)})"
 
 
 def _short(exc: RegistryUnreachable) -> str:

@@ -159,6 +159,30 @@ def test_an_upload_503_with_retry_after_starts_over_after_waiting(slept: list[fl
     assert slept[0] >= 4.0
 
 
+def test_a_patch_answered_404_mid_upload_starts_the_blob_over(slept: list[float]) -> None:
+    """docker-registry cancels a session whose file is not where its state says (a PATCH cut
+    after part of it arrived); the next PATCH gets 404 BLOB_UPLOAD_INVALID."""
+    server = FakeRegistry()
+    patches = [0]
+
+    def cancelled(seen: Seen) -> tuple[int, dict[str, str], bytes] | None:
+        if seen.method == "PATCH":
+            patches[0] += 1
+            if patches[0] == 2:
+                return 404, {}, b'{"errors": [{"code": "BLOB_UPLOAD_INVALID"}]}'
+        return None
+
+    server.answers.append(cancelled)
+    data = bytes(range(256)) * 40
+    blob = Blob(digest=digest(data), size=len(data), media_type=OCI_LAYER_TAR,
+                open=lambda: io.BytesIO(data))  # fmt: skip
+    with server.client(chunk_size=4096) as registry:
+        registry.upload_blob("team/app", blob)
+    assert server.blobs[digest(data)] == data
+    assert len(server.requests_to("POST")) == 2  # a new session, the whole blob again
+    assert len(slept) == 1
+
+
 def test_a_healthy_registry_costs_no_extra_request_and_no_sleep(slept: list[float]) -> None:
     server = FakeRegistry()
     data = b"fast path" * 100
