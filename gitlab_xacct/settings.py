@@ -43,6 +43,7 @@ SESSION_TAG_SOURCES = (
     ("GitLabUser", "GITLAB_USER_LOGIN"),
 )
 _TAG_VALUE_BAD = re.compile(r"[^\w\s.:/=+\-@]")
+CHAINED_MAX_SECONDS = 3600  # AWS's cap on a role session assumed with role credentials
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,7 +114,7 @@ class IdentitySettings:
                     env.get("CI_JOB_ID", ""),
                 )
             ),
-            duration_seconds=validate.duration(*duration) if duration else 3600,
+            duration_seconds=_duration(duration, hops, web),
             session_tags=session_tags(env) if r.boolean("session_tags") else (),
             allowed_account_ids=validate.account_ids(*allowed) if allowed else None,
         )
@@ -442,6 +443,24 @@ def session_tags(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
         if value:
             tags.append((key, value))
     return tuple(tags)
+
+
+def _duration(found: tuple[str, str] | None, hops: tuple[Hop, ...], web: WebIdentity | None) -> int:
+    """XACCT_DURATION_SECONDS; over an hour is refused here when a hop is known to be assumed
+    with role credentials (a chain, or after OIDC): AWS caps role chaining at one hour. A base
+    identity that is itself a role is found out only at run time (aws/identity.py)."""
+    if found is None:
+        return 3600
+    seconds = validate.duration(*found)
+    chained = 1 if web else 2
+    if seconds > CHAINED_MAX_SECONDS and chained <= len(hops):
+        hop = hops[chained - 1]
+        raise ConfigError(
+            f"{found[1]}: {seconds} s is more than AWS allows at hop {chained} of {len(hops)} "
+            f"({hop.origin}): it is assumed with role credentials (role chaining), which AWS "
+            f"caps at {CHAINED_MAX_SECONDS} s; set it to {CHAINED_MAX_SECONDS} or less"
+        )
+    return seconds
 
 
 def _said(external_id: Secret | None) -> str:

@@ -116,9 +116,7 @@ def write_profile(settings: CredentialsSettings, creds: RoleCredentials) -> None
     )
 
 
-def _merge_ini(path: Path, section: str, values: dict[str, str]) -> None:
-    """Both files are written 0600 (the config may name secrets too), atomically, and through
-    a symlink as the Docker config is: a dotfile manager's link survives, its target changes."""
+def _read_ini(path: Path) -> configparser.RawConfigParser:
     parser = configparser.RawConfigParser()
     try:
         parser.read_string(path.read_text(encoding="utf-8") if path.exists() else "")
@@ -127,6 +125,13 @@ def _merge_ini(path: Path, section: str, values: dict[str, str]) -> None:
         raise ConfigError(
             f"{path}: cannot read it as an AWS config file ({type(exc).__name__}); fix or move it"
         ) from None
+    return parser
+
+
+def _merge_ini(path: Path, section: str, values: dict[str, str]) -> None:
+    """Both files are written 0600 (the config may name secrets too), atomically, and through
+    a symlink as the Docker config is: a dotfile manager's link survives, its target changes."""
+    parser = _read_ini(path)
     if parser.has_section(section):
         parser.remove_section(section)  # stale keys of an older session must not linger
     parser.add_section(section)
@@ -142,6 +147,9 @@ def _merge_ini(path: Path, section: str, values: dict[str, str]) -> None:
 
 def run(settings: CredentialsSettings, stdout: TextIO = sys.stdout) -> None:
     refuse_log_output(settings, stdout)  # before any AWS call: nothing fetched, nothing to leak
+    if settings.format == "aws-profile":  # a file we could not merge into costs no AWS call
+        _read_ini(settings.config_file)
+        _read_ini(settings.credentials_file)
     creds = fetch(settings)
     if settings.format == "aws-profile":
         write_profile(settings, creds)

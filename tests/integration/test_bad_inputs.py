@@ -337,6 +337,18 @@ def _dotenv_directory(root: Path) -> str:
     return str(folder)
 
 
+def _file(name: str, data: bytes, *, folder: bool = False) -> Builder:
+    """A file of the user's (a Docker config, AWS credentials): its path, or its folder's."""
+
+    def build(root: Path) -> str:
+        path = root / "files" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return str(path.parent if folder else path)
+
+    return build
+
+
 def _arm64_only(root: Path) -> str:
     layout = root / "arm"
     write_oci_index_layout(layout, {"linux/arm64": [make_layer({"arm": b"arm64\n"})]})
@@ -390,6 +402,8 @@ CASES: list[Case] = [
          {"XACCT_DURATION_SECONDS": "899"}),
     Case("duration-with-unit", "XACCT_DURATION_SECONDS", "whole seconds",
          {"XACCT_DURATION_SECONDS": "1h"}),
+    Case("chain-duration-over-an-hour", "XACCT_DURATION_SECONDS", "3600",
+         {"XACCT_ROLE_CHAIN": ROLE, "XACCT_DURATION_SECONDS": "7200"}),
     Case("allowed-account-short", "XACCT_ALLOWED_ACCOUNT_IDS", "12 digits",
          {"XACCT_ALLOWED_ACCOUNT_IDS": "22222222222"}),
     # ---- regions, repositories, tags ---------------------------------------------------------
@@ -593,6 +607,17 @@ CASES: list[Case] = [
          argv=("credentials", "--format", "aws-profile", "--profile", "our thing")),
     Case("credentials-output-directory", "--output", "give a file path",
          argv=("credentials", "--format", "dotenv", "--output", "{out}")),
+    Case("login-docker-config-not-json", "config.json", ("not valid JSON", "left untouched"),
+         {"XACCT_DOCKER_CONFIG": "{bad}"}, argv=("login",), build=_file("config.json", b"{auths")),
+    Case("copy-docker-config-not-json", "config.json", ("not valid JSON", "fix or move it"),
+         {"DOCKER_CONFIG": "{bad}"}, argv=("copy", "oci:{good}:latest", COPY_DEST),
+         build=_file("config.json", b"[]x", folder=True), unset=("XACCT_DEST_CREDS",)),
+    Case("credentials-file-not-ini", "aws-credentials", "fix or move it",
+         argv=("credentials", "--format", "aws-profile", "--credentials-file", "{bad}"),
+         build=_file("aws-credentials", b"aws_access_key_id = AKIA\n[broken")),
+    Case("copy-src-creds-unset-variable", "--src-creds", "MISSING_LOGIN, which is not set",
+         argv=("copy", "docker://127.0.0.1:1/team/app:1", COPY_DEST, "--src-creds",
+               "MISSING_LOGIN")),
     Case("login-registry-short-account", "XACCT_LOGIN_REGISTRIES", "12 digits",
          {"XACCT_LOGIN_REGISTRIES": "33333333333"}, argv=("login",)),
     Case("copy-src-creds-malformed", "--src-creds", "USER:PASSWORD",
@@ -641,11 +666,11 @@ def _prepare(case: Case, job: Job, root: Path) -> tuple[list[str], dict[str, str
         XACCT_DOTENV=str(out / "xacct.env"),
         CI_COMMIT_SHORT_SHA=f"bad-{case.id}"[:128],
     )
+    env.update(TMPDIR=str(tmp), REG_LOGIN=f"{job.registry.username}:{job.registry.password}")
+    env.update(XACCT_DEST_CREDS="REG_LOGIN")
+    env.update({k: v.format_map(values) for k, v in case.env.items()})
     for name in case.unset:
         env.pop(name, None)
-    env.update({k: v.format_map(values) for k, v in case.env.items()})
-    env.update(TMPDIR=str(tmp), REG_LOGIN=f"{job.registry.username}:{job.registry.password}")
-    env.setdefault("XACCT_DEST_CREDS", "REG_LOGIN")
     argv = [a.format_map(values) for a in case.argv]
     return argv, env, out, tmp
 
@@ -681,6 +706,7 @@ def test_bad_input_is_refused_in_one_line(
 ) -> None:
     argv, env, out, tmp = _prepare(case, job, tmp_path)
     registry_before, home_before = _snapshot(registry_data), _snapshot(job.home)
+    inputs_before = _snapshot(tmp_path / "work")
 
     result = job.run(*argv, env=env)
 
@@ -695,5 +721,6 @@ def test_bad_input_is_refused_in_one_line(
     assert result.stdout == ""
     assert _snapshot(registry_data) == registry_before, "the registry changed"
     assert _snapshot(job.home) == home_before, "HOME changed"
+    assert _snapshot(tmp_path / "work") == inputs_before, "an input file was changed"
     assert list(out.iterdir()) == [], "a file was written next to the report"
     assert list(tmp.iterdir()) == [], "a temporary file was left behind"
