@@ -230,6 +230,7 @@ def test_untrusted_certificate_is_an_error_never_plain_http(
     assert f"TLS verification failed for {HOST}" in _error_line(result.stderr)
     assert proxy.tunnels(), "the CLI never reached the proxy: the test proves nothing"
     assert proxy.plain() == [], "a plain-HTTP request followed the TLS failure"
+    assert len(proxy.tunnels()) == 1, "an untrusted certificate is not transient: no retry"
     assert tls_registry.blobs() == before
     assert result.stdout == ""
 
@@ -271,7 +272,7 @@ def test_push_to_an_untrusted_registry_endpoint_is_refused(
 
     assert result.returncode == 4, result.stderr
     assert f"TLS verification failed for {HOST}" in _error_line(result.stderr)
-    assert proxy.tunnels()
+    assert len(proxy.tunnels()) == 1
     assert proxy.plain() == []
     assert tls_registry.blobs() == before
     assert not (tmp_path / "xacct.env").exists()
