@@ -97,6 +97,11 @@ def web_identity_failure(exc: ClientError, web: WebIdentity) -> IdentityError:
     issuer = str(claims.get("iss", "?")).removeprefix("https://")
     seen = ", ".join(f"{k}={claims[k]}" for k in ("iss", "sub", "aud") if k in claims)
     provider = f"arn:{web.role.partition}:iam::{web.role.account}:oidc-provider/{issuer}"
+    if attempts(exc):  # throttling or 5xx, retried by botocore: not the trust policy's fault
+        return IdentityError(
+            f"GitLab OIDC: sts:AssumeRoleWithWebIdentity into {web.role} failed{attempts(exc)}: "
+            f"{code}: {aws_message}; AWS STS is throttling or failing: rerun the job later"
+        )
     if code in ("ExpiredTokenException", "ExpiredToken"):
         hint = "the ID token expired; GitLab issues it when the job starts, so rerun the job"
     elif code == "InvalidIdentityToken":
