@@ -157,6 +157,20 @@ def _index_json(text: str | None) -> Callable[[Path, dict[str, object], str], No
     return change
 
 
+def _manifest_not_utf8(layout: Path, _manifest: dict[str, object], _digest: str) -> None:
+    raw = b'{"schemaVersion": 2, "note": "\xff\xfe"}'
+    digest = write_blob(layout, raw)
+    index = {"schemaVersion": 2, "manifests": [_descriptor(digest, len(raw), "latest")]}
+    (layout / "index.json").write_text(json.dumps(index))
+
+
+def _layer_size_text(layout: Path, manifest: dict[str, object], _digest: str) -> None:
+    layers = manifest["layers"]
+    assert isinstance(layers, list)
+    layers[0]["size"] = str(layers[0]["size"])
+    _set_manifest(layout, manifest)
+
+
 def _blob_is_a_directory(layout: Path, _manifest: dict[str, object], digest: str) -> None:
     path = layout / "blobs" / "sha256" / hex_of(digest)
     path.unlink()
@@ -534,6 +548,12 @@ CASES: list[Case] = [
          {"XACCT_SOURCE": "{bad}"}, build=_layout_source(_index_json(None))),
     Case("layout-index-json-no-list", "XACCT_SOURCE", ("'manifests' list", AGAIN),
          {"XACCT_SOURCE": "{bad}"}, build=_layout_source(_index_json('{"schemaVersion": 2}'))),
+    Case("layout-index-json-deep-nesting", "XACCT_SOURCE", ("index.json is not valid JSON", AGAIN),
+         {"XACCT_SOURCE": "{bad}"}, build=_layout_source(_index_json("[" * 100_000))),
+    Case("layout-manifest-not-utf8", "XACCT_SOURCE", ("is not valid JSON", AGAIN),
+         {"XACCT_SOURCE": "{bad}"}, build=_layout_source(_manifest_not_utf8)),
+    Case("layout-size-a-string", "XACCT_SOURCE", ("has no valid size", AGAIN),
+         {"XACCT_SOURCE": "{bad}"}, build=_layout_source(_layer_size_text)),
     Case("layout-blob-is-a-directory", "XACCT_SOURCE", ("not a regular file", AGAIN),
          {"XACCT_SOURCE": "{bad}"}, build=_layout_source(_blob_is_a_directory)),
     Case("layout-nested-index", "XACCT_SOURCE", ("nests another index", "choose it with :REF"),
