@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import tarfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -704,6 +705,9 @@ def test_reliability_doc_quotes_the_table() -> None:
     doc = (Path(__file__).parents[2] / "docs" / "reliability.md").read_text()
     assert f"`CASES`, of **{len(CASES)}** bad inputs" in doc
     assert f"| {len(CASES)} bad inputs tried, {len(CASES)} refused" in doc
+    section = doc.partition("## Bad input")[2].partition("\n## ")[0]
+    groups = re.findall(r"^\| [a-zA-Z ,]+ \| (\d+) \| ", section, re.M)
+    assert sum(map(int, groups)) == len(CASES), "the groups of docs/reliability.md do not add up"
 
 
 def test_the_baseline_job_pushes(job: Job, tmp_path: Path, registry_data: Path) -> None:
