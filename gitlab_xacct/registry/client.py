@@ -9,7 +9,6 @@ Authentication (Basic or Bearer tokens) is `auth.Authenticator`'s; blob streams 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import threading
 import weakref
@@ -23,6 +22,7 @@ from requests.adapters import HTTPAdapter
 
 from gitlab_xacct import __version__
 from gitlab_xacct.errors import NotFound, PushError, RegistryAuthError, RegistryUnreachable
+from gitlab_xacct.registry import manifests
 from gitlab_xacct.registry.auth import (
     Attempt,
     Authenticator,
@@ -32,15 +32,8 @@ from gitlab_xacct.registry.auth import (
     push_scope,
 )
 from gitlab_xacct.registry.blobs import CHUNK, ResponseStream, VerifiedStream, upload_blob
-from gitlab_xacct.registry.image import (
-    DOCKER_MANIFEST,
-    DOCKER_MANIFEST_LIST,
-    INDEX_TYPES,
-    MANIFEST_TYPES,
-    OCI_INDEX,
-    OCI_MANIFEST,
-    Blob,
-)
+from gitlab_xacct.registry.image import Blob
+from gitlab_xacct.registry.manifests import MANIFEST_ACCEPT
 from gitlab_xacct.registry.retry import (
     RETRY_STATUSES,
     Network,
@@ -48,11 +41,13 @@ from gitlab_xacct.registry.retry import (
     answer,
     no_answer,
     retry_after,
+    with_attempts,
 )
 from gitlab_xacct.secrets import mask
 
 __all__ = [
     "CHUNK",
+    "MANIFEST_ACCEPT",
     "Credentials",
     "Network",
     "NoAnswer",
@@ -67,9 +62,7 @@ log = logging.getLogger(__name__)
 # line (or the error after the last attempt) says it in one line already.
 logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
-MANIFEST_LIMIT = 4 * 1024 * 1024  # the distribution spec's suggested manifest size limit
 DEFAULT_CHUNK_SIZE = 64 * 1024 * 1024
-MANIFEST_ACCEPT = ", ".join((OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST))
 # ECR's chunked PATCH is broken: it answers 201 to intermediate PATCHes and drops the bodies of
 # later chunks (aws/containers-roadmap#2831), so AWS hosts always get one streamed PUT.
 _NO_CHUNKING = (".amazonaws.com", ".amazonaws.com.cn")
@@ -167,17 +160,17 @@ class Registry:
                 )
             except NoAnswer as exc:
                 if attempt == attempts:
-                    raise NoAnswer(_tries(str(exc), attempt), exc.reason) from None
-                self._pause(method, path_or_url, attempt, exc.reason, None)
+                    raise NoAnswer(with_attempts(str(exc), attempt), exc.reason) from None
+                self.pause(method, path_or_url, attempt, exc.reason, None)
                 continue
             if response.status_code not in RETRY_STATUSES or attempt == attempts:
                 _ATTEMPTS[response] = max(attempt, _ATTEMPTS.get(response, 1))
                 return response
             response.close()
-            self._pause(method, path_or_url, attempt, answer(response), retry_after(response))
+            self.pause(method, path_or_url, attempt, answer(response), retry_after(response))
         raise AssertionError("unreachable")
 
-    def _pause(
+    def pause(
         self, method: str, path_or_url: str, attempt: int, what: str, later: float | None
     ) -> None:
         wait = self.network.delay(attempt, later)
@@ -187,6 +180,10 @@ class Registry:
             self.host, method, path, what, wait, attempt + 1, self.network.attempts,
         )  # fmt: skip
         self.network.sleep(wait)
+
+    def note_attempts(self, response: requests.Response, attempts: int) -> None:
+        """How many sends `response` took, for the message of `check`."""
+        _ATTEMPTS[response] = attempts
 
     def _authenticated(
         self,
@@ -248,10 +245,24 @@ class Registry:
     def _fetch_token(
         self, url: str, params: list[tuple[str, str]], basic: tuple[str, str] | None, verify: bool
     ) -> requests.Response:
+        """A GET to the token service: retried like any GET (a token changes nothing)."""
         auth = basic or HeaderAuth(None)
-        return self._request(
-            "GET", url, params=params, auth=auth, verify=verify, allow_redirects=False
-        )
+        attempts = self.network.attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                response = self._request(
+                    "GET", url, params=params, auth=auth, verify=verify, allow_redirects=False
+                )
+            except NoAnswer as exc:
+                if attempt == attempts:
+                    raise NoAnswer(with_attempts(str(exc), attempt), exc.reason) from None
+                self.pause("GET", url, attempt, exc.reason, None)
+                continue
+            if response.status_code not in RETRY_STATUSES or attempt == attempts:
+                return response
+            response.close()
+            self.pause("GET", url, attempt, answer(response), retry_after(response))
+        raise AssertionError("unreachable")
 
     def check(self, response: requests.Response, what: str, ok: tuple[int, ...]) -> None:
         if response.status_code in ok:
@@ -308,79 +319,6 @@ class Registry:
         raw, _ = self.get_manifest(repository, reference)  # a registry that does not say
         return "sha256:" + hashlib.sha256(raw).hexdigest()
 
-    def get_manifest(self, repository: str, reference: str) -> tuple[bytes, str]:
-        """The manifest's bytes exactly as served and its media type; refused (exit 5) over
-        4 MiB, when not a JSON object, when served as a type the document contradicts, or when
-        its bytes do not hash to the digest asked for or to the one the registry names
-        (`Docker-Content-Digest`)."""
-        what = f"manifest {repository}:{reference}"
-        for attempt in range(1, self.network.attempts + 1):
-            response = self.send(
-                "GET",
-                f"/v2/{repository}/manifests/{reference}",
-                scopes=(pull_scope(repository),),
-                headers={"Accept": MANIFEST_ACCEPT},
-                stream=True,
-            )
-            try:
-                raw = self._manifest_body(response, what)
-            except requests.exceptions.RequestException as exc:  # lost mid-body: ask again
-                reason = no_answer(exc, self.network)
-                if attempt == self.network.attempts:
-                    raise RegistryUnreachable(
-                        f"registry {self.host}: the body of {what} was cut off after {attempt} "
-                        f"attempts ({reason})"
-                    ) from None
-                self._pause("GET", f"/v2/{repository}/manifests/{reference}", attempt, reason,
-                            None)  # fmt: skip
-                continue
-            return raw, self._checked(response, raw, reference, what)
-        raise AssertionError("unreachable")
-
-    def _manifest_body(self, response: requests.Response, what: str) -> bytes:
-        with response:
-            self.check(response, f"GET of {what}", (200,))
-            length = response.headers.get("Content-Length", "")
-            if length.isdigit() and int(length) > MANIFEST_LIMIT:
-                raise PushError(f"registry {self.host}: {what} is {length} bytes, over 4 MiB")
-            data = bytearray()
-            for piece in response.iter_content(64 * 1024):
-                data += piece
-                if len(data) > MANIFEST_LIMIT:
-                    raise PushError(f"registry {self.host}: {what} is over 4 MiB")
-        return bytes(data)
-
-    def _checked(self, response: requests.Response, raw: bytes, reference: str, what: str) -> str:
-        """The media type of a served manifest, after the checks a registry could fail."""
-        actual = "sha256:" + hashlib.sha256(raw).hexdigest()
-        if reference.startswith("sha256:") and actual != reference:
-            raise PushError(f"registry {self.host} served bytes hashing to {actual} for {what}")
-        named = response.headers.get("Docker-Content-Digest", "").strip()
-        if named.startswith("sha256:") and named != actual:
-            raise PushError(
-                f"registry {self.host} served {what} as {named}, but its bytes hash to {actual}"
-            )
-        served = response.headers.get("Content-Type", "")
-        try:
-            doc = json.loads(raw)
-        except ValueError:
-            doc = None
-        if not isinstance(doc, dict):
-            raise PushError(
-                f"registry {self.host} served {what} as {served or 'no type'}, and it is not a "
-                "JSON object: not an image manifest"
-            )
-        # A type the document contradicts is a broken registry or proxy; a document of a type
-        # we do not push (schema 1) is well-formed, and the source reader refuses it (exit 2).
-        declared = served.split(";", maxsplit=1)[0].strip()
-        own = doc.get("mediaType")
-        if declared in MANIFEST_TYPES | INDEX_TYPES and isinstance(own, str) and own != declared:
-            raise PushError(
-                f"registry {self.host} served {what} as {declared}, but the document says it "
-                f"is {own}"
-            )
-        return _media_type(served, raw)
-
     def open_blob(self, repository: str, digest: str) -> BinaryIO:
         """A stream of the blob's bytes as stored (no content decoding), redirects followed."""
         response = self.send(
@@ -409,6 +347,7 @@ class Registry:
             "POST",
             f"/v2/{repository}/blobs/uploads/?{query}",
             scopes=(push_scope(repository), pull_scope(from_repository)),
+            retry=True,  # links an existing blob or opens a session: harmless twice
         )
         if response.status_code == 201:
             return True
@@ -429,87 +368,25 @@ class Registry:
         above it (resumed after a dropped connection); retried a bounded number of times."""
         upload_blob(self, repository, blob)
 
+    def get_manifest(self, repository: str, reference: str) -> tuple[bytes, str]:
+        """The manifest's bytes exactly as served and its media type; refused (exit 5) over
+        4 MiB, when not a JSON object, when served as a type the document contradicts, or when
+        its bytes do not hash to the digest asked for or to the one the registry names
+        (`Docker-Content-Digest`). A body cut off mid-way is asked for again."""
+        return manifests.get_manifest(self, repository, reference)
+
     def put_manifest(
         self, repository: str, reference: str, manifest: bytes, media_type: str
     ) -> str:
-        """PUT a manifest byte for byte; returns the digest the registry reports for it.
-
-        Not re-sent blindly: a PUT that got no answer, or a 5xx, may have landed (the registry
-        stored it, then the answer was lost). Sending it again would be harmless on most
-        registries (same bytes, same tag), but not on ECR with immutable tags, which refuses
-        a second PUT of an existing tag (ImageTagAlreadyExistsException), and the first one
-        would then look failed. So before each new send, a HEAD asks where `reference` is:
-        at our digest, it landed and is done; anywhere else, the PUT goes again.
-        """
-        expected = "sha256:" + hashlib.sha256(manifest).hexdigest()
-        path = f"/v2/{repository}/manifests/{reference}"
-        what = f"PUT of manifest {reference}"
-        for attempt in range(1, self.network.attempts + 1):
-            if attempt > 1 and self.manifest_digest(repository, reference) == expected:
-                log.info("manifest %s landed at %s before its answer was lost", reference,
-                         expected)  # fmt: skip
-                return expected
-            last = attempt == self.network.attempts
-            try:
-                response = self.send(
-                    "PUT",
-                    path,
-                    scopes=(push_scope(repository),),
-                    body=lambda: manifest,
-                    headers={"Content-Type": media_type},
-                    retry=False,
-                )
-            except NoAnswer as exc:
-                if last:
-                    raise RegistryUnreachable(_tries(str(exc), attempt)) from None
-                self._pause("PUT", path, attempt, exc.reason, None)
-                continue
-            if response.status_code in RETRY_STATUSES and not last:
-                response.close()
-                self._pause("PUT", path, attempt, answer(response), retry_after(response))
-                continue
-            _ATTEMPTS[response] = attempt
-            break
-        self.check(response, what, (200, 201))
-        digest = response.headers.get("Docker-Content-Digest", expected)
-        if digest != expected:
-            raise PushError(
-                f"registry {self.host} answered digest {digest} for manifest {reference}, but the "
-                f"bytes pushed hash to {expected}"
-            )
-        return digest
-
-
-def _tries(message: str, attempts: int) -> str:
-    """`message` with the number of attempts, before its advice (after the first `;`)."""
-    if attempts == 1:
-        return message
-    head, sep, advice = message.partition("; ")
-    return f"{head} after {attempts} attempts{sep}{advice}"
+        """PUT a manifest byte for byte; returns the digest the registry reports for it. After
+        a lost answer or a 5xx, a HEAD says whether it landed before it is sent again."""
+        return manifests.put_manifest(self, repository, reference, manifest, media_type)
 
 
 def _certificate_problem(exc: BaseException) -> bool:
     """A TLS failure caused by the certificate (not by a peer that does not speak TLS)."""
     text = str(exc)
     return "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text
-
-
-def _media_type(content_type: str, raw: bytes) -> str:
-    """The served Content-Type, else the document's own mediaType, else its shape."""
-    served = content_type.split(";", maxsplit=1)[0].strip()
-    if served in MANIFEST_TYPES | INDEX_TYPES:
-        return served
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        return served
-    if isinstance(doc, dict):
-        own = doc.get("mediaType")
-        if isinstance(own, str) and own:
-            return own
-        if doc.get("schemaVersion") == 2:
-            return OCI_INDEX if "manifests" in doc else OCI_MANIFEST
-    return served
 
 
 def _error_detail(response: requests.Response) -> str:

@@ -70,6 +70,14 @@ class NoAnswer(RegistryUnreachable):
         self.reason = reason
 
 
+def with_attempts(message: str, attempts: int) -> str:
+    """`message` with the number of attempts, before its advice (after the first `; `)."""
+    if attempts == 1:
+        return message
+    head, sep, advice = message.partition("; ")
+    return f"{head} after {attempts} attempts{sep}{advice}"
+
+
 def retry_after(response: requests.Response) -> float | None:
     """The `Retry-After` of an answer in seconds: delta-seconds or an HTTP date; None when
     absent or unreadable (a past date counts as 0)."""

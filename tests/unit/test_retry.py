@@ -15,10 +15,11 @@ import requests
 
 from gitlab_xacct.commands.copy import CopySettings
 from gitlab_xacct.errors import ConfigError, PushError, RegistryUnreachable
-from gitlab_xacct.registry.client import Registry
+from gitlab_xacct.registry.client import Credentials, Registry
 from gitlab_xacct.registry.image import OCI_LAYER_TAR, OCI_MANIFEST, Blob
 from gitlab_xacct.registry.retry import Network, retry_after
-from tests.unit.httpfake import HOST, FakeRegistry, Seen, digest
+from gitlab_xacct.secrets import Secret
+from tests.unit.httpfake import HOST, REALM, FakeRegistry, Seen, digest
 
 MANIFEST = b'{"schemaVersion": 2, "mediaType": "%s", "layers": []}' % OCI_MANIFEST.encode()
 
@@ -181,6 +182,21 @@ def test_a_patch_answered_404_mid_upload_starts_the_blob_over(slept: list[float]
     assert server.blobs[digest(data)] == data
     assert len(server.requests_to("POST")) == 2  # a new session, the whole blob again
     assert len(slept) == 1
+
+
+def test_the_token_service_and_mounts_are_retried_too(slept: list[float]) -> None:
+    server = FakeRegistry(auth="bearer")
+    server.put_blob("team/a", b"layer")
+    server.answers.append(answering((503, {"Retry-After": "2"}), method="GET"))  # type: ignore[arg-type]
+    server.answers.append(answering((502, {}), method="POST"))  # type: ignore[arg-type]
+    credentials = Credentials("user", Secret("pw-secret-1"))
+    with server.client(credentials=credentials) as registry:
+        assert registry.mount_blob("team/b", digest(b"layer"), "team/a")
+    tokens = [s for s in server.seen if s.url.startswith(REALM)]
+    assert len(tokens) == 2  # the 503, then a token
+    assert len(server.requests_to("POST")) == 3  # the 502, the 401 challenge, the mount
+    assert len(slept) == 2
+    assert max(slept) >= 2.0  # the token service's Retry-After
 
 
 def test_a_healthy_registry_costs_no_extra_request_and_no_sleep(slept: list[float]) -> None:

@@ -1,0 +1,180 @@
+"""Manifests over the registry API: GET with every check a registry could fail, and a PUT that is
+never sent again before asking whether the first one landed.
+
+A manifest is small and decides what a tag means, so what comes back is held to the bytes: the
+digest asked for, the digest the registry names, JSON, a media type the document agrees with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import TYPE_CHECKING
+
+import requests
+
+from gitlab_xacct.errors import PushError, RegistryUnreachable
+from gitlab_xacct.registry.auth import pull_scope, push_scope
+from gitlab_xacct.registry.image import (
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    OCI_INDEX,
+    OCI_MANIFEST,
+)
+from gitlab_xacct.registry.retry import (
+    RETRY_STATUSES,
+    NoAnswer,
+    answer,
+    no_answer,
+    retry_after,
+    with_attempts,
+)
+
+if TYPE_CHECKING:
+    from gitlab_xacct.registry.client import Registry
+
+log = logging.getLogger(__name__)
+
+MANIFEST_LIMIT = 4 * 1024 * 1024  # the distribution spec's suggested manifest size limit
+MANIFEST_ACCEPT = ", ".join((OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST))
+
+
+def get_manifest(registry: Registry, repository: str, reference: str) -> tuple[bytes, str]:
+    what = f"manifest {repository}:{reference}"
+    path = f"/v2/{repository}/manifests/{reference}"
+    attempts = registry.network.attempts
+    for attempt in range(1, attempts + 1):
+        response = registry.send(
+            "GET",
+            path,
+            scopes=(pull_scope(repository),),
+            headers={"Accept": MANIFEST_ACCEPT},
+            stream=True,
+        )
+        try:
+            raw = _body(registry, response, what)
+        except requests.exceptions.RequestException as exc:  # lost mid-body: ask again
+            reason = no_answer(exc, registry.network)
+            if attempt == attempts:
+                raise RegistryUnreachable(
+                    f"registry {registry.host}: the body of {what} was cut off after {attempt} "
+                    f"attempts ({reason})"
+                ) from None
+            registry.pause("GET", path, attempt, reason, None)
+            continue
+        return raw, _checked(registry, response, raw, reference, what)
+    raise AssertionError("unreachable")
+
+
+def _body(registry: Registry, response: requests.Response, what: str) -> bytes:
+    with response:
+        registry.check(response, f"GET of {what}", (200,))
+        length = response.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > MANIFEST_LIMIT:
+            raise PushError(f"registry {registry.host}: {what} is {length} bytes, over 4 MiB")
+        data = bytearray()
+        for piece in response.iter_content(64 * 1024):
+            data += piece
+            if len(data) > MANIFEST_LIMIT:
+                raise PushError(f"registry {registry.host}: {what} is over 4 MiB")
+    return bytes(data)
+
+
+def _checked(
+    registry: Registry, response: requests.Response, raw: bytes, reference: str, what: str
+) -> str:
+    """The media type of a served manifest, after the checks a registry could fail."""
+    host = registry.host
+    actual = "sha256:" + hashlib.sha256(raw).hexdigest()
+    if reference.startswith("sha256:") and actual != reference:
+        raise PushError(f"registry {host} served bytes hashing to {actual} for {what}")
+    named = response.headers.get("Docker-Content-Digest", "").strip()
+    if named.startswith("sha256:") and named != actual:
+        raise PushError(f"registry {host} served {what} as {named}, but its bytes hash to {actual}")
+    served = response.headers.get("Content-Type", "")
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
+        raise PushError(
+            f"registry {host} served {what} as {served or 'no type'}, and it is not a JSON "
+            "object: not an image manifest"
+        )
+    # A type the document contradicts is a broken registry or proxy; a document of a type we
+    # do not push (schema 1) is well-formed, and the source reader refuses it (exit 2).
+    declared = served.split(";", maxsplit=1)[0].strip()
+    own = doc.get("mediaType")
+    if declared in MANIFEST_TYPES | INDEX_TYPES and isinstance(own, str) and own != declared:
+        raise PushError(
+            f"registry {host} served {what} as {declared}, but the document says it is {own}"
+        )
+    return media_type(served, raw)
+
+
+def put_manifest(
+    registry: Registry, repository: str, reference: str, manifest: bytes, media_type: str
+) -> str:
+    """Not re-sent blindly: a PUT that got no answer, or a 5xx, may have landed (the registry
+    stored it, then the answer was lost). Sending it again would be harmless on most registries
+    (same bytes, same tag), but not on ECR with immutable tags, which refuses a second PUT of an
+    existing tag (ImageTagAlreadyExistsException), and the first one would then look failed.
+    So before each new send, a HEAD asks where `reference` is: at our digest, it landed and is
+    done; anywhere else, the PUT goes again."""
+    expected = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    path = f"/v2/{repository}/manifests/{reference}"
+    attempts = registry.network.attempts
+    for attempt in range(1, attempts + 1):
+        if attempt > 1 and registry.manifest_digest(repository, reference) == expected:
+            log.info("manifest %s landed at %s before its answer was lost", reference, expected)
+            return expected
+        last = attempt == attempts
+        try:
+            response = registry.send(
+                "PUT",
+                path,
+                scopes=(push_scope(repository),),
+                body=lambda: manifest,
+                headers={"Content-Type": media_type},
+                retry=False,
+            )
+        except NoAnswer as exc:
+            if last:
+                raise RegistryUnreachable(with_attempts(str(exc), attempt)) from None
+            registry.pause("PUT", path, attempt, exc.reason, None)
+            continue
+        if response.status_code in RETRY_STATUSES and not last:
+            response.close()
+            registry.pause("PUT", path, attempt, answer(response), retry_after(response))
+            continue
+        registry.note_attempts(response, attempt)
+        break
+    registry.check(response, f"PUT of manifest {reference}", (200, 201))
+    digest = response.headers.get("Docker-Content-Digest", expected)
+    if digest != expected:
+        raise PushError(
+            f"registry {registry.host} answered digest {digest} for manifest {reference}, but "
+            f"the bytes pushed hash to {expected}"
+        )
+    return digest
+
+
+def media_type(content_type: str, raw: bytes) -> str:
+    """The served Content-Type, else the document's own mediaType, else its shape."""
+    served = content_type.split(";", maxsplit=1)[0].strip()
+    if served in MANIFEST_TYPES | INDEX_TYPES:
+        return served
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return served
+    if isinstance(doc, dict):
+        own = doc.get("mediaType")
+        if isinstance(own, str) and own:
+            return own
+        if doc.get("schemaVersion") == 2:
+            return OCI_INDEX if "manifests" in doc else OCI_MANIFEST
+    return served
