@@ -7,8 +7,8 @@ one line a user reads, and after every push that succeeds, that what the registr
 (read back with skopeo, an independent client) is byte for byte the source: the manifest and
 every blob, so the same as a clean push.
 
-Figures for docs/reliability.md are counted in FIGURES and printed at the end of the module
-(`pytest -s`): faults injected, pushes completed, bytes compared.
+Figures for docs/reliability.md are counted per test in FIGURES and printed at the end of the
+module (`pytest -s`): faults injected, pushes completed, bytes compared, failures checked.
 """
 
 from __future__ import annotations
@@ -44,13 +44,26 @@ MANIFEST = re.compile(r"/manifests/")
 WRONG = "sha256:" + "0" * 64
 BASIC = {"WWW-Authenticate": 'Basic realm="standin"'}
 
-FIGURES: Counter[str] = Counter()
+FIGURES: dict[str, Counter[str]] = {}  # test (without parameters) -> figures
+_CURRENT = ["?"]
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _figures() -> Iterator[None]:
     yield
-    print(f"\ntest_faults figures: {dict(sorted(FIGURES.items()))}")
+    total: Counter[str] = sum(FIGURES.values(), Counter())
+    print("\ntest_faults figures:", dict(sorted(total.items())))
+    for name, figures in FIGURES.items():
+        print(f"  {name}: {dict(sorted(figures.items()))}")
+
+
+@pytest.fixture(autouse=True)
+def _test_name(request: pytest.FixtureRequest) -> None:
+    _CURRENT[0] = request.node.originalname
+
+
+def count(figure: str, amount: int = 1) -> None:
+    FIGURES.setdefault(_CURRENT[0], Counter())[figure] += amount
 
 
 @dataclass(frozen=True)
@@ -148,8 +161,8 @@ def succeeded(run: Run, proxy: FaultProxy, *, faults: int) -> None:
     assert run.code == 0, run.err
     assert proxy.injected == faults, proxy.injected
     assert "Traceback" not in run.err
-    FIGURES["faults injected"] += proxy.injected
-    FIGURES["pushes completed"] += 1
+    count("faults injected", proxy.injected)
+    count("pushes completed")
 
 
 def failed(run: Run, proxy: FaultProxy | None, code: int) -> str:
@@ -159,8 +172,8 @@ def failed(run: Run, proxy: FaultProxy | None, code: int) -> str:
     errors = [line for line in run.err.splitlines() if line.startswith("gitlab-xacct: error:")]
     assert len(errors) == 1, run.err
     if proxy is not None:
-        FIGURES["faults injected"] += proxy.injected
-    FIGURES["failures checked"] += 1
+        count("faults injected", proxy.injected)
+    count("failures checked")
     return errors[0]
 
 
@@ -182,8 +195,8 @@ def same_as_source(job: Job, reference: str, image: Image, tmp_path: Path) -> No
     for digest, data in image.blobs().items():
         assert (out / digest.removeprefix("sha256:")).read_bytes() == data
     assert (out / "manifest.json").read_bytes() == image.info.manifest
-    FIGURES["bytes compared"] += len(image.info.manifest) + sum(map(len, image.blobs().values()))
-    FIGURES["read-backs"] += 1
+    count("bytes compared", len(image.info.manifest) + sum(map(len, image.blobs().values())))
+    count("read-backs")
 
 
 def untagged(job: Job, reference: str) -> None:
@@ -529,7 +542,7 @@ def test_a_registry_that_never_accepts_the_connection_hits_the_connect_timeout(
         run = push(job, hole.url, image, "blackhole", XACCT_CONNECT_TIMEOUT="1",
                    XACCT_RETRIES="1")  # fmt: skip
         line = failed(run, None, 5)
-    FIGURES["faults injected"] += 1
+    count("faults injected")
     assert "(no connection within 1 s (XACCT_CONNECT_TIMEOUT)) after 2 attempts" in line, line
     assert run.seconds < 15, run.seconds
 
