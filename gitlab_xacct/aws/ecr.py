@@ -103,8 +103,7 @@ def _denied(
         )
     # Throttling and 5xx were retried by botocore first: say how often, as for STS.
     return RegistryAuthError(
-        f"{action} failed{explain.attempts(exc)} in account {account} ({region}): {code}: "
-        f"{message}"
+        f"{action} failed{explain.attempts(exc)} in account {account} ({region}): {code}: {message}"
     )
 
 
