@@ -18,6 +18,7 @@ from gitlab_xacct.secrets import register
 from gitlab_xacct.settings import (
     IdentitySettings,
     _chain,
+    _duration,
     _region,
     _web_identity,
     registry_endpoint,
@@ -79,7 +80,9 @@ def check_settings(r: Resolver) -> Check:
     )
     region = problems.attempt(lambda: _region(r))
     chain = problems.attempt(lambda: _chain(r)) or []
-    problems.attempt(lambda: _web_identity(r))
+    web = problems.attempt(lambda: _web_identity(r))
+    # Its format, and over an hour where a hop is known to be chained (OIDC, XACCT_ROLE_CHAIN).
+    problems.attempt(lambda: _duration(r.get("duration_seconds"), tuple(chain), web))
     for arn in [*([role] if role else []), *(hop.role for hop in chain)]:
         if region:
             problems.attempt(partial(validate.same_partition, arn, *region))
@@ -106,7 +109,6 @@ def check_settings(r: Resolver) -> Check:
 
 _SINGLE_VALUES: tuple[tuple[str, Callable[[str, str], object]], ...] = (
     ("session_name", validate.session_name),
-    ("duration_seconds", validate.duration),
     ("allowed_account_ids", validate.account_ids),
 )
 
