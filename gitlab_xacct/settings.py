@@ -293,20 +293,10 @@ def _destinations(r: Resolver) -> tuple[Destination, ...]:
         entries = [(item, f"{origin} entry {n}") for n, item in enumerate(items, start=1)]
     if not entries:
         identity = IdentitySettings.resolve(r)
-        repository = r.get("repository")
-        if repository is None and r.env.get("CI_PROJECT_PATH"):
-            repository = (r.env["CI_PROJECT_PATH"].lower(), "CI_PROJECT_PATH (lower-cased)")
-        if repository is None:
-            raise ConfigError(
-                "XACCT_REPOSITORY (--repository): no repository set and CI_PROJECT_PATH is "
-                "unset; give the ECR repository name, for example team/app"
-            )
         return (
             Destination(
                 identity=identity,
-                repository=_defaulted(
-                    validate.repository, *repository, "XACCT_REPOSITORY (--repository)"
-                ),
+                repository=repository(r),
                 registry_endpoint=registry_endpoint(r),
             ),
         )
@@ -544,6 +534,19 @@ def _tags(r: Resolver) -> tuple[str, ...]:
         _defaulted(validate.tag, value, origin, "XACCT_TAGS (--tag)") for value, origin in pairs
     ]
     return tuple(dict.fromkeys(tags))  # keep order, drop repeats
+
+
+def repository(r: Resolver) -> str:
+    """XACCT_REPOSITORY, else the GitLab project's path lower-cased (ECR names are)."""
+    found = r.get("repository")
+    if found is None and r.env.get("CI_PROJECT_PATH"):
+        found = (r.env["CI_PROJECT_PATH"].lower(), "CI_PROJECT_PATH (lower-cased)")
+    if found is None:
+        raise ConfigError(
+            "XACCT_REPOSITORY (--repository): no repository set and CI_PROJECT_PATH is "
+            "unset; give the ECR repository name, for example team/app"
+        )
+    return _defaulted(validate.repository, *found, "XACCT_REPOSITORY (--repository)")
 
 
 def _defaulted(check: Callable[[str, str], str], value: str, origin: str, override: str) -> str:

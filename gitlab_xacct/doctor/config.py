@@ -22,6 +22,7 @@ from gitlab_xacct.settings import (
     _region,
     _web_identity,
     registry_endpoint,
+    repository,
 )
 
 T = TypeVar("T")
@@ -93,7 +94,7 @@ def check_settings(r: Resolver) -> Check:
     for flag in ("session_tags", "create_repository", "debug"):
         problems.attempt(partial(r.boolean, flag))
     problems.attempt(lambda: registry_endpoint(r))
-    problems.attempt(lambda: _repository(r))
+    problems.attempt(lambda: repository(r))
     if not problems.found:
         return ok(SETTINGS, "every variable is present and valid")
     return Check(
@@ -117,7 +118,7 @@ def build_settings(r: Resolver) -> DoctorSettings:
     """After `check_settings` and `check_external_id` passed: the same resolution as push."""
     return DoctorSettings(
         identity=IdentitySettings.resolve(r),
-        repository=_repository(r),
+        repository=repository(r),
         create_repository=r.boolean("create_repository"),
         registry_endpoint=registry_endpoint(r),
     )
@@ -221,15 +222,3 @@ def _file_variable(path: Path, origin: str) -> Check:
         f'Variables, or read it in the script: export {origin}="$(cat "${origin}")"',
         exit_code=ConfigError.exit_code,
     )
-
-
-def _repository(r: Resolver) -> str:
-    found = r.get("repository")
-    if found is None and r.env.get("CI_PROJECT_PATH"):
-        found = (r.env["CI_PROJECT_PATH"].lower(), "CI_PROJECT_PATH (lower-cased)")
-    if found is None:
-        raise ConfigError(
-            "XACCT_REPOSITORY (--repository): no repository set and CI_PROJECT_PATH is unset; "
-            "give the ECR repository name, for example team/app"
-        )
-    return validate.repository(*found)
