@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 import boto3
+import botocore.session
 from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
@@ -18,6 +19,7 @@ from gitlab_xacct.errors import IdentityError
 from gitlab_xacct.secrets import mask, register
 
 if TYPE_CHECKING:
+    from botocore.loaders import Loader
     from mypy_boto3_sts.type_defs import CredentialsTypeDef
 
     from gitlab_xacct.settings import Hop, WebIdentity
@@ -50,9 +52,25 @@ class AssumedRole:
     expiration: datetime
 
 
+_loader: Loader | None = None
+
+
+def new_session(**credentials: str) -> boto3.Session:
+    """A boto3 session that reads botocore's data files (endpoints, partitions, service models)
+    only once per process: each session otherwise loads its own, ~80 ms apiece, and a push
+    makes one per identity (the runner's, every hop)."""
+    global _loader  # noqa: PLW0603 - one cache per process, filled by the first session
+    core = botocore.session.get_session()
+    if _loader is None:
+        _loader = core.get_component("data_loader")
+    else:
+        core.register_component("data_loader", _loader)
+    return boto3.Session(botocore_session=core, **credentials)
+
+
 def base_session() -> boto3.Session:
     """The runner's own identity: instance profile, task role, IRSA, AWS_PROFILE, static keys."""
-    session = boto3.Session()
+    session = new_session()
     credentials = session.get_credentials()
     if credentials is not None:
         frozen = credentials.get_frozen_credentials()
@@ -75,7 +93,7 @@ def assume_with_web_identity(
     web: WebIdentity, *, session_name: str, region: str, duration_seconds: int
 ) -> AssumedRole:
     """GitLab OIDC: the ID token is the only proof; the call is unsigned, no AWS keys at all."""
-    sts = boto3.Session().client("sts", region_name=region, config=client_config(unsigned=True))
+    sts = new_session().client("sts", region_name=region, config=client_config(unsigned=True))
     log.debug("sts:AssumeRoleWithWebIdentity %s as session %s", web.role, session_name)
     try:
         response = sts.assume_role_with_web_identity(
@@ -142,7 +160,7 @@ def _session(creds: CredentialsTypeDef, arn: str, region: str) -> AssumedRole:
     for value in (creds["SecretAccessKey"], creds["SessionToken"]):
         register(value)
     log.info("assumed %s (credentials expire %s)", arn, creds["Expiration"].isoformat())
-    session = boto3.Session(
+    session = new_session(
         aws_access_key_id=creds["AccessKeyId"],
         aws_secret_access_key=creds["SecretAccessKey"],
         aws_session_token=creds["SessionToken"],
