@@ -508,3 +508,27 @@ def test_no_generated_external_id_is_printed_into_a_job_log(fresh: Fresh) -> Non
     given = fresh.role(*args, GITLAB_CI="true", XACCT_EXTERNAL_ID=SENTINEL)
     assert given.returncode == 0, given.stderr
     assert given.stdout.startswith(f"role arn:aws:iam::{OURTHING}:role/from-ci: created\n")
+
+
+@pytest.mark.parametrize("debug", ["false", "true"])
+@pytest.mark.parametrize("outcome", ["ok", "refused"])
+@pytest.mark.parametrize("command", ["role", "build-policy"])
+def test_no_secret_in_any_output(fresh: Fresh, command: str, outcome: str, debug: str) -> None:
+    """Part of the sentinel scan of every command (tests/integration/test_no_secrets.py): the
+    given External ID and the admins' secret keys, succeeding and refused, normal and debug."""
+    # The runner's host user may not touch IAM: every write is refused (AccessDenied).
+    admin = fresh.ourthing_admin if command == "role" else fresh.build_admin
+    key = admin if outcome == "ok" else fresh.runner_host
+    if command == "role":
+        argv = ["bootstrap", "role", "--role-name", "SentinelScan", "--build-account", BUILD,
+                "--repository", "team/*", "--external-id", SENTINEL]  # fmt: skip
+    else:
+        argv = ["bootstrap", "build-policy", "--attach-to-role", "gitlab-runner",
+                "--role-arn", f"arn:aws:iam::{OURTHING}:role/SentinelScan"]  # fmt: skip
+    result = fresh.cli(*argv, key=key, XACCT_DEBUG=debug)
+    assert (result.returncode == 0) == (outcome == "ok"), result.stderr
+    if debug == "false":  # --debug adds the traceback of a failure, by design
+        assert "Traceback" not in result.stderr
+    secrets = {admin.secret_access_key, fresh.runner_host.secret_access_key, SENTINEL}
+    for text in (result.stdout, result.stderr):
+        assert not [s for s in secrets if s in text], "a secret reached the output"

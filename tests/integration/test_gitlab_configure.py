@@ -347,3 +347,22 @@ def test_lint_of_a_missing_file_fails_before_any_request(setup: Setup) -> None:
     line = one_error_line(setup.run("--lint"), 2)
     assert "--ci-file: cannot read .gitlab-ci.yml" in line
     assert setup.gitlab.requests == []
+
+
+@pytest.mark.parametrize("debug", ["false", "true"])
+@pytest.mark.parametrize("outcome", ["ok", "refused"])
+def test_no_secret_in_any_output(setup: Setup, outcome: str, debug: str) -> None:
+    """Part of the sentinel scan of every command (tests/integration/test_no_secrets.py): the
+    token and the External ID (scanned by the fixture), and a refused token, in both modes."""
+    wrong = "glpat-sentinel-wrong-token-5d1e"
+    token = TOKEN if outcome == "ok" else wrong
+    result = setup.run(env=setup.env(GITLAB_TOKEN=token, XACCT_DEBUG=debug))
+    if outcome == "ok":
+        assert result.returncode == 0, result.stderr
+    elif debug == "false":
+        one_error_line(result, 4)
+    else:  # --debug adds the traceback of a failure, by design; still one error line
+        assert result.returncode == 4, result.stderr
+        errors = [ln for ln in result.stderr.splitlines() if ln.startswith("gitlab-xacct: ")]
+        assert len(errors) == 1, result.stderr
+    assert all(wrong not in text for text in setup.outputs)
