@@ -37,11 +37,12 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 import yaml
+
+from tests.standins.loopback_server import LoopbackServer
 
 GUEST, REPORTER, DEVELOPER, MAINTAINER, OWNER = 10, 20, 30, 40, 50
 MASKABLE = re.compile(r"\A[a-zA-Z0-9_+=/@:.~-]{8,}\Z")
@@ -103,7 +104,7 @@ def _version_tuple(version: str) -> tuple[int, ...]:
 
 
 @dataclass
-class GitLabStandin:
+class GitLabStandin(LoopbackServer):
     version: str = "17.5.0"
     tokens: dict[str, Token] = field(default_factory=dict)
     containers: dict[tuple[Kind, int], Container] = field(default_factory=dict)
@@ -141,40 +142,12 @@ class GitLabStandin:
 
     @property
     def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the GitLab stand-in is not running")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.base_url
 
     # ---- lifecycle ------------------------------------------------------------------------
 
-    def start(self) -> Self:
-        handler = type("GitLabHandler", (_Handler,), {"owner": self, "timeout": 10.0})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        return _Handler
 
     # ---- the API --------------------------------------------------------------------------
 

@@ -28,8 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
 from cryptography import x509
@@ -38,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
+from tests.standins.loopback_server import LoopbackServer
 from tests.standins.servers import Server, spawn_registry
 
 SERVICE = "standin-registry"
@@ -65,7 +65,7 @@ class TokenRequest:
 
 
 @dataclass
-class TokenIssuer:
+class TokenIssuer(LoopbackServer):
     users: Mapping[str, str]  # username -> password
     public: frozenset[str] = frozenset()  # repositories anonymous clients may pull
     lifetime: int = 300
@@ -83,9 +83,7 @@ class TokenIssuer:
 
     @property
     def realm(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the token issuer is not running")
-        return f"http://127.0.0.1:{self._server.server_address[1]}/token"
+        return f"{self.base_url}/token"
 
     def certificate_pem(self) -> bytes:
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ISSUER)])
@@ -139,34 +137,8 @@ class TokenIssuer:
 
     # ---- lifecycle --------------------------------------------------------------------------
 
-    def start(self) -> Self:
-        handler = type("TokenHandler", (_Handler,), {"owner": self, "timeout": 10.0})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        return _Handler
 
     def _record(self, request: TokenRequest, token: str) -> None:
         with self._lock:
