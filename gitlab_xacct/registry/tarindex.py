@@ -26,6 +26,7 @@ from gitlab_xacct.errors import ConfigError
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
+_SPARE_BYTES = 64 * 1024 * 1024  # left free for everything else on the runner
 _CHUNK = 1 << 20
 _MAX_LINK_HOPS = 8
 # Errors a damaged or hostile archive can raise while we read it.
@@ -262,6 +263,7 @@ def _extract(path: Path, mode: _StreamMode, keep: Callable[[str], bool], tmp: Pa
                 if _is_data(member) and keep(name):
                     # Files get numbered names: nothing from the archive becomes a path on disk.
                     target = tmp / str(number)
+                    _check_room(path, name, member.size, tmp)
                     source = archive.extractfile(member)
                     if source is None:  # pragma: no cover - regular members always have data
                         continue
@@ -279,6 +281,18 @@ def _extract(path: Path, mode: _StreamMode, keep: Callable[[str], bool], tmp: Pa
     except _ARCHIVE_ERRORS as exc:
         raise _archive_error(path, exc) from exc
     return ArchiveFiles(path, regular, links)
+
+
+def _check_room(path: Path, name: str, size: int, tmp: Path) -> None:
+    """A member that would not fit is refused before a byte is written: a small compressed
+    archive can declare members of any size, and a full disk fails every job on the runner."""
+    free = shutil.disk_usage(tmp).free
+    if size + _SPARE_BYTES > free:
+        raise ConfigError(
+            f"{path}: unpacking {name} needs {size} bytes, and the temporary folder "
+            f"{tmp.parent} has {free} free; set TMPDIR to a folder with room, or give the "
+            "archive uncompressed (an uncompressed archive is read in place, nothing unpacked)"
+        )
 
 
 def _is_data(member: tarfile.TarInfo) -> bool:
