@@ -84,7 +84,7 @@ class IdentitySettings:
         """From the variables; `target` and `region` replace XACCT_ROLE_ARN and XACCT_REGION
         for one entry of XACCT_DESTINATIONS."""
         env = r.env
-        region_value, region_origin = region or _region(r)
+        region_value, region_origin = region or resolve_region(r)
         if target is None:
             role = validate.role_arn(*r.required("role_arn", "the ARN of the role to assume"))
             target = Hop(
@@ -93,8 +93,8 @@ class IdentitySettings:
                 origin=r.option("role_arn").env,
                 external_id_origin=r.option("external_id").env,
             )
-        hops = (*_chain(r), target)
-        web = _web_identity(r)
+        hops = (*resolve_chain(r), target)
+        web = resolve_web_identity(r)
         roles = [*(h.role for h in hops), *([web.role] if web else [])]
         for arn in roles:
             validate.same_partition(arn, region_value, region_origin)
@@ -114,7 +114,7 @@ class IdentitySettings:
                     env.get("CI_JOB_ID", ""),
                 )
             ),
-            duration_seconds=_duration(duration, hops, web),
+            duration_seconds=resolve_duration(duration, hops, web),
             session_tags=session_tags(env) if r.boolean("session_tags") else (),
             allowed_account_ids=validate.account_ids(*allowed) if allowed else None,
         )
@@ -435,7 +435,9 @@ def session_tags(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(tags)
 
 
-def _duration(found: tuple[str, str] | None, hops: tuple[Hop, ...], web: WebIdentity | None) -> int:
+def resolve_duration(
+    found: tuple[str, str] | None, hops: tuple[Hop, ...], web: WebIdentity | None
+) -> int:
     """XACCT_DURATION_SECONDS; over an hour is refused here when a hop is known to be assumed
     with role credentials (a chain, or after OIDC): AWS caps role chaining at one hour. A base
     identity that is itself a role is found out only at run time (aws/identity.py)."""
@@ -457,7 +459,7 @@ def _said(external_id: Secret | None) -> str:
     return f"set ({len(external_id)} characters)" if external_id else "not set"
 
 
-def _region(r: Resolver) -> tuple[str, str]:
+def resolve_region(r: Resolver) -> tuple[str, str]:
     found = r.get("region") or r.fallback("AWS_REGION", "AWS_DEFAULT_REGION")
     if found is None:
         raise ConfigError(
@@ -471,7 +473,7 @@ def _external_id(found: tuple[str, str] | None) -> Secret | None:
     return Secret(validate.external_id(*found)) if found else None
 
 
-def _chain(r: Resolver) -> list[Hop]:
+def resolve_chain(r: Resolver) -> list[Hop]:
     found = r.get("role_chain")
     if found is None:
         return []
@@ -493,7 +495,7 @@ def _chain(r: Resolver) -> list[Hop]:
     return hops
 
 
-def _web_identity(r: Resolver) -> WebIdentity | None:
+def resolve_web_identity(r: Resolver) -> WebIdentity | None:
     found = r.get("web_identity_role_arn")
     if found is None:
         return None

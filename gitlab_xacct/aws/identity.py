@@ -26,7 +26,7 @@ def assume_target(identity: IdentitySettings) -> AssumedRole:
     hops = identity.hops
     caller: boto3.Session
     if identity.web_identity:
-        _check_chained_duration(identity, 1)
+        check_chained_duration(identity, 1)
         web = assume_with_web_identity(
             identity.web_identity,
             session_name=identity.session_name,
@@ -41,14 +41,14 @@ def assume_target(identity: IdentitySettings) -> AssumedRole:
             # Instance profiles, task roles and IRSA are role sessions too: assuming from them
             # is chaining. Only worth a GetCallerIdentity when the limit could bite.
             arn = caller_arn(caller, identity.region) or ""
-            _check_chained_duration(identity, 1 if ":assumed-role/" in arn else 2)
+            check_chained_duration(identity, 1 if ":assumed-role/" in arn else 2)
 
     role: AssumedRole | None = None
     for number, hop in enumerate(hops, start=1):
         role = assume_role(
             caller,
             hop,
-            label=_label(identity, number),
+            label=hop_label(identity, number),
             session_name=identity.session_name,
             region=identity.region,
             duration_seconds=identity.duration_seconds,
@@ -71,7 +71,7 @@ def assume_target(identity: IdentitySettings) -> AssumedRole:
     return role
 
 
-def _label(identity: IdentitySettings, number: int) -> str:
+def hop_label(identity: IdentitySettings, number: int) -> str:
     hop = identity.hops[number - 1]
     return (
         f"hop {number} of {len(identity.hops)} ({hop.origin})"
@@ -80,12 +80,13 @@ def _label(identity: IdentitySettings, number: int) -> str:
     )
 
 
-def _check_chained_duration(identity: IdentitySettings, first_chained: int) -> None:
+def check_chained_duration(identity: IdentitySettings, first_chained: int) -> None:
     """Refuse before any AssumeRole: hop `first_chained` onwards use role credentials."""
     if identity.duration_seconds <= CHAINED_MAX_SECONDS or first_chained > len(identity.hops):
         return
     raise ConfigError(
         f"XACCT_DURATION_SECONDS: {identity.duration_seconds} s is more than AWS allows at "
-        f"{_label(identity, first_chained)}: it is assumed with role credentials (role chaining), "
-        f"which AWS caps at {CHAINED_MAX_SECONDS} s; set XACCT_DURATION_SECONDS to 3600 or less"
+        f"{hop_label(identity, first_chained)}: it is assumed with role credentials (role "
+        f"chaining), which AWS caps at {CHAINED_MAX_SECONDS} s; set XACCT_DURATION_SECONDS to "
+        "3600 or less"
     )

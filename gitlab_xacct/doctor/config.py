@@ -17,12 +17,12 @@ from gitlab_xacct.options import Resolver, check_unknown_variables
 from gitlab_xacct.secrets import register
 from gitlab_xacct.settings import (
     IdentitySettings,
-    _chain,
-    _duration,
-    _region,
-    _web_identity,
     registry_endpoint,
     repository,
+    resolve_chain,
+    resolve_duration,
+    resolve_region,
+    resolve_web_identity,
 )
 
 T = TypeVar("T")
@@ -79,11 +79,11 @@ def check_settings(r: Resolver) -> Check:
     role = problems.attempt(
         lambda: validate.role_arn(*r.required("role_arn", "the ARN of the role to assume"))
     )
-    region = problems.attempt(lambda: _region(r))
-    chain = problems.attempt(lambda: _chain(r)) or []
-    web = problems.attempt(lambda: _web_identity(r))
+    region = problems.attempt(lambda: resolve_region(r))
+    chain = problems.attempt(lambda: resolve_chain(r)) or []
+    web = problems.attempt(lambda: resolve_web_identity(r))
     # Its format, and over an hour where a hop is known to be chained (OIDC, XACCT_ROLE_CHAIN).
-    problems.attempt(lambda: _duration(r.get("duration_seconds"), tuple(chain), web))
+    problems.attempt(lambda: resolve_duration(r.get("duration_seconds"), tuple(chain), web))
     for arn in [*([role] if role else []), *(hop.role for hop in chain)]:
         if region:
             problems.attempt(partial(validate.same_partition, arn, *region))

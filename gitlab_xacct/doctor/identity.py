@@ -22,7 +22,7 @@ from gitlab_xacct.aws.credentials import (
     client_config,
 )
 from gitlab_xacct.aws.explain import principal_for
-from gitlab_xacct.aws.identity import CHAINED_MAX_SECONDS, _check_chained_duration, _label
+from gitlab_xacct.aws.identity import CHAINED_MAX_SECONDS, check_chained_duration, hop_label
 from gitlab_xacct.doctor import own_policy
 from gitlab_xacct.doctor.own_policy import Verdict
 from gitlab_xacct.doctor.report import BUILD, GITLAB, OURTHING, Cause, Check, ok
@@ -79,7 +79,7 @@ def check_base_identity(identity: IdentitySettings) -> tuple[Check, Caller | Non
             f"{CHAINED_MAX_SECONDS} s (XACCT_DURATION_SECONDS is {identity.duration_seconds})"
         )
     try:
-        _check_chained_duration(identity, first_chained)
+        check_chained_duration(identity, first_chained)
     except ConfigError as exc:
         return Check(
             BASE, "FAIL", f"{detail}\n{exc}", side=GITLAB,
@@ -172,7 +172,7 @@ def _assume(
     return assume_role(
         caller.session,
         identity.hops[number - 1],
-        label=_label(identity, number),
+        label=hop_label(identity, number),
         session_name=identity.session_name,
         region=identity.region,
         duration_seconds=identity.duration_seconds,
