@@ -19,7 +19,7 @@ from gitlab_xacct.bootstrap.settings import BUILD_POLICY_OPTIONS, ROLE_OPTIONS
 from gitlab_xacct.commands.doctor import OPTIONS as DOCTOR_OPTIONS
 from gitlab_xacct.commands.gitlab_configure import OPTIONS as GITLAB_CONFIGURE_OPTIONS
 from gitlab_xacct.errors import ConfigError, XacctError
-from gitlab_xacct.options import COMMON_OPTIONS, COPY_OPTIONS, Option
+from gitlab_xacct.options import COPY_COMMAND_OPTIONS, Option
 from gitlab_xacct.secrets import mask, register
 from gitlab_xacct.settings import CredentialsSettings, LoginSettings, PushSettings
 
@@ -81,7 +81,7 @@ COMMANDS: dict[str, Command] = {
         "copy an image into a registry (from a file, a layout or another registry), no AWS",
         "Copy SRC (oci:, oci-archive:, docker-archive: or docker://) to DEST "
         "(docker://HOST/REPO:TAG) with the registries' own credentials; no AWS involved.",
-        (*COPY_OPTIONS, *COMMON_OPTIONS),
+        COPY_COMMAND_OPTIONS,
         "gitlab_xacct.cli:run_copy",
         (
             ("src", "SRC", "the image: oci:PATH[:REF], oci-archive:FILE[:REF], "
@@ -142,7 +142,10 @@ class _Parser(argparse.ArgumentParser):
         flags = sorted({o.flag for c in COMMANDS.values() for o in c.options})
         unknown = next((w.partition("=")[0] for w in words if w.startswith("--")), "")
         close = difflib.get_close_matches(unknown, flags, n=1) if unknown else []
-        hint = f"did you mean {close[0]}? " if close else ""
+        if unknown in flags:  # spelt right, given to a command that does not take it
+            hint = f"{unknown} belongs to another command; "
+        else:
+            hint = f"did you mean {close[0]}? " if close else ""
         _print_error(f"{message}; {hint}see {self.prog} --help")
         sys.exit(2)
 

@@ -377,6 +377,9 @@ COMMON_OPTIONS: tuple[Option, ...] = (
            "verbose logs and tracebacks (secrets stay masked; default: false)"),
 )  # fmt: skip
 
+# `copy`'s flags: its own, the push engine's, and the common ones (CopySettings reads these).
+COPY_COMMAND_OPTIONS = (*COPY_OPTIONS, *ENGINE_OPTIONS, *COMMON_OPTIONS)
+
 ALL_OPTIONS = (
     *IDENTITY_OPTIONS,
     *REGISTRY_OPTIONS,

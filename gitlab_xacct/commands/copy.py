@@ -18,9 +18,7 @@ from gitlab_xacct import validate
 from gitlab_xacct.docker_config import registry_host
 from gitlab_xacct.errors import ConfigError
 from gitlab_xacct.options import (
-    COMMON_OPTIONS,
-    COPY_OPTIONS,
-    ENGINE_OPTIONS,
+    COPY_COMMAND_OPTIONS,
     Resolver,
     check_unknown_variables,
 )
@@ -55,7 +53,7 @@ class CopySettings:
     engine: EngineOptions
     debug: bool
 
-    OPTIONS = (*COPY_OPTIONS, *ENGINE_OPTIONS, *COMMON_OPTIONS)
+    OPTIONS = COPY_COMMAND_OPTIONS
 
     @classmethod
     def from_env(

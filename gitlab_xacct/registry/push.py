@@ -108,18 +108,31 @@ def push_many(
     if not tags or not targets:
         raise ValueError("push_many needs at least one target and one tag")
     options = options or EngineOptions()
-    to_tag = [_plan_tags(t, image.digest, tags, options) for t in targets]  # before any upload
+    plans = [_plan_tags(t, image.digest, tags, options) for t in targets]  # before any upload
+    to_tag = [wanted for wanted, _ in plans]
     children = image.children if isinstance(image, ImageIndex) else (image,)
     blobs = _unique_blobs(children)
     tallies = [_Tally() for _ in targets]
-    with Progress(sum(b.size for b in blobs), len(blobs)) as progress:
-        _run_all(
-            [partial(_blob_everywhere, blob, targets, tallies, progress) for blob in blobs],
-            options.parallelism,
-        )
+    # A destination that gets no tag needs no blob and no manifest: its tags are all at this
+    # digest already (the registry checked every blob when that manifest was PUT; a rerun of a
+    # job costs no HEAD per blob) or are kept as asked.
+    active = [n for n, wanted in enumerate(to_tag) if wanted]
+    for n, (target, (wanted, all_at_digest)) in enumerate(zip(targets, plans, strict=True)):
+        if not wanted:
+            log.info("nothing to push to %s: no tag to set", target.where)
+            if all_at_digest:
+                tallies[n].present = len(blobs)
+    if active:
+        pushing = [targets[n] for n in active]
+        counts = [tallies[n] for n in active]
+        with Progress(sum(b.size for b in blobs), len(blobs)) as progress:
+            _run_all(
+                [partial(_blob_everywhere, blob, pushing, counts, progress) for blob in blobs],
+                options.parallelism,
+            )
     results = []
     for target, tally, wanted in zip(targets, tallies, to_tag, strict=True):
-        if isinstance(image, ImageIndex):
+        if isinstance(image, ImageIndex) and wanted:
             for child in children:
                 cancel.check()  # never a manifest after the signal
                 target.registry.put_manifest(
@@ -150,16 +163,19 @@ def push_many(
 
 def _plan_tags(
     target: Target, digest: str, tags: tuple[str, ...], options: EngineOptions
-) -> tuple[str, ...]:
-    """The tags to PUT: a tag already at this digest is left alone; a tag at another digest is
-    skipped on request, refused in an immutable repository, overwritten otherwise."""
+) -> tuple[tuple[str, ...], bool]:
+    """The tags to PUT, and whether every other tag is already at this digest. A tag already at
+    this digest is left alone; a tag at another digest is skipped on request, refused in an
+    immutable repository, overwritten otherwise."""
     wanted = []
+    all_at_digest = True
     for tag in tags:
         current = target.registry.manifest_digest(target.repository, tag)
         if current == digest:
             log.info("tag %s:%s is already at %s", target.where, tag, digest)
         elif current is not None and options.skip_existing_tags:
             log.info("tag %s:%s exists (at %s); skipped as asked", target.where, tag, current)
+            all_at_digest = False
         elif current is not None and target.immutable_tags:
             raise PushError(
                 f"tag {tag} of {target.where} already points at {current}, and the repository's "
@@ -168,7 +184,7 @@ def _plan_tags(
             )
         else:
             wanted.append(tag)
-    return tuple(wanted)
+    return tuple(wanted), all_at_digest
 
 
 def _unique_blobs(images: tuple[ImageManifest, ...]) -> list[Blob]:

@@ -380,3 +380,55 @@ def test_copy_within_one_registry_mounts_every_blob_from_the_source_repository(
     assert not [r for r in history if r.method == "GET" and "/blobs/sha256:" in r.path]
     assert f"(0 blobs uploaded, {blobs} mounted, 0 already present)" in result.stderr
     assert copier.digest_at(host, "team/release:v1") == info.manifest_digest
+
+
+def test_a_rerun_whose_tags_are_in_place_asks_about_no_blob(
+    copier: Copier, layout: tuple[Path, LayoutInfo]
+) -> None:
+    """A retried job: every tag already points at this digest, so the registry checked the blobs
+    when that manifest was PUT; the rerun asks about the tags only and uploads nothing."""
+    root, info = layout
+    creds = f"{ALICE}:{ALICE_PW}"
+    host = copier.token.host
+    first = copier.copy(f"oci:{root}:v1", f"docker://{host}/team/rerun:v1", "--dest-creds", creds)
+    assert first.returncode == 0, first.stderr
+
+    with FaultProxy(copier.token.url) as proxy:
+        via = proxy.url.removeprefix("http://")
+        again = copier.copy(
+            f"oci:{root}:v1", f"docker://{via}/team/rerun:v1", "--dest-creds", creds
+        )
+        history = list(proxy.history)
+    assert again.returncode == 0, again.stderr
+    assert not [r for r in history if "/blobs/" in r.path]
+    assert not [r for r in history if r.method in ("PUT", "POST", "PATCH")]
+    assert f"(0 blobs uploaded, 0 mounted, {len(info.layers) + 1} already present)" in again.stderr
+    assert copier.digest_at(host, "team/rerun:v1") == info.manifest_digest
+
+
+def test_tags_kept_as_asked_mean_nothing_is_uploaded(
+    copier: Copier, layout: tuple[Path, LayoutInfo], index_layout: tuple[Path, IndexLayoutInfo]
+) -> None:
+    """--skip-existing-tags with every tag taken by another image: no tag would be set, so no
+    blob is worth sending."""
+    root, info = layout
+    other_root, other = index_layout
+    creds = f"{ALICE}:{ALICE_PW}"
+    host = copier.token.host
+    taken = copier.copy(
+        f"oci:{other_root}:latest", f"docker://{host}/team/kept:v1", "--dest-creds", creds
+    )
+    assert taken.returncode == 0, taken.stderr
+
+    with FaultProxy(copier.token.url) as proxy:
+        via = proxy.url.removeprefix("http://")
+        kept = copier.copy(
+            f"oci:{root}:v1", f"docker://{via}/team/kept:v1", "--dest-creds", creds,
+            "--skip-existing-tags",
+        )  # fmt: skip
+        history = list(proxy.history)
+    assert kept.returncode == 0, kept.stderr
+    assert "skipped as asked" in kept.stderr
+    assert not [r for r in history if "/blobs/" in r.path]
+    assert copier.digest_at(host, "team/kept:v1") == other.index_digest
+    assert info.manifest_digest != other.index_digest

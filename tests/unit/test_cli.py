@@ -64,3 +64,24 @@ def test_unknown_flag_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
         main(["push", "--role"], env={})
     assert exit_info.value.code == 2
     assert "--role" in capsys.readouterr().err
+
+
+def test_copy_takes_every_flag_its_settings_read() -> None:
+    """The parser and CopySettings share one option tuple: a variable copy reads always has its
+    flag (the engine's --platform, --parallelism, --skip-existing-tags, timeouts, retries)."""
+    from gitlab_xacct.cli import COMMANDS
+    from gitlab_xacct.commands.copy import CopySettings
+
+    assert COMMANDS["copy"].options == CopySettings.OPTIONS
+    assert {"--skip-existing-tags", "--platform", "--retries"} <= {
+        o.flag for o in COMMANDS["copy"].options
+    }
+
+
+def test_a_flag_of_another_command_is_named_as_such(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["login", "--skip-existing-tags"], env={})
+    assert exited.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "--skip-existing-tags belongs to another command" in line
+    assert "did you mean" not in line
