@@ -275,8 +275,20 @@ def _network(r: Resolver) -> Network:
     return replace(default, retries=retries, **seconds)
 
 
-def _destinations(r: Resolver) -> tuple[Destination, ...]:
-    """XACCT_DESTINATIONS entries, else the one destination of XACCT_ROLE_ARN and friends."""
+@dataclass(frozen=True)
+class DestinationEntry:
+    """One XACCT_DESTINATIONS entry (or --destination), split and checked, not resolved."""
+
+    origin: str  # "XACCT_DESTINATIONS entry 2", for messages
+    role_arn: RoleArn
+    region: str
+    repository: str
+    external_id: Secret | None  # the entry's own, else None (XACCT_EXTERNAL_ID applies)
+    registry_endpoint: str | None  # the entry's own, else None
+
+
+def destination_entries(r: Resolver) -> tuple[DestinationEntry, ...]:
+    """XACCT_DESTINATIONS (or --destination) entries; () when neither is given."""
     entries: list[tuple[str, str]] = []
     flag = r.flag("destinations")
     listed = r.get("destinations")
@@ -291,6 +303,32 @@ def _destinations(r: Resolver) -> tuple[Destination, ...]:
                 "per line or separated by commas"
             )
         entries = [(item, f"{origin} entry {n}") for n, item in enumerate(items, start=1)]
+    return tuple(_entry(entry, origin) for entry, origin in entries)
+
+
+def _entry(entry: str, origin: str) -> DestinationEntry:
+    fields = [f.strip() for f in entry.split("|")]
+    if not 3 <= len(fields) <= 5:
+        raise ConfigError(
+            f"{origin}: expected ROLE_ARN|REGION|REPOSITORY[|EXTERNAL_ID[|ENDPOINT]], got "
+            f"{len(fields)} fields"
+        )
+    arn, region, name = fields[:3]
+    external = fields[3] if len(fields) > 3 else ""
+    endpoint = fields[4] if len(fields) > 4 else ""
+    return DestinationEntry(
+        origin=origin,
+        role_arn=validate.role_arn(arn, origin),
+        region=validate.region(region, origin),
+        repository=validate.repository(name, origin),
+        external_id=_external_id((external, origin)) if external else None,
+        registry_endpoint=validate.registry_endpoint(endpoint, origin) if endpoint else None,
+    )
+
+
+def _destinations(r: Resolver) -> tuple[Destination, ...]:
+    """XACCT_DESTINATIONS entries, else the one destination of XACCT_ROLE_ARN and friends."""
+    entries = destination_entries(r)
     if not entries:
         identity = IdentitySettings.resolve(r)
         return (
@@ -301,33 +339,22 @@ def _destinations(r: Resolver) -> tuple[Destination, ...]:
             ),
         )
     destinations = []
-    for entry, origin in entries:
-        fields = [f.strip() for f in entry.split("|")]
-        if not 3 <= len(fields) <= 5:
-            raise ConfigError(
-                f"{origin}: expected ROLE_ARN|REGION|REPOSITORY[|EXTERNAL_ID[|ENDPOINT]], got "
-                f"{len(fields)} fields"
-            )
-        arn, region, name = fields[:3]
-        external = fields[3] if len(fields) > 3 else ""
-        endpoint = fields[4] if len(fields) > 4 else ""
+    for entry in entries:
         target = Hop(
-            role=validate.role_arn(arn, origin),
-            external_id=_external_id((external, origin))
-            if external
-            else _external_id(r.get("external_id")),
-            origin=origin,
-            external_id_origin=f"the External ID in {origin}" if external else "XACCT_EXTERNAL_ID",
+            role=entry.role_arn,
+            external_id=entry.external_id or _external_id(r.get("external_id")),
+            origin=entry.origin,
+            external_id_origin=f"the External ID in {entry.origin}"
+            if entry.external_id
+            else "XACCT_EXTERNAL_ID",
         )
         destinations.append(
             Destination(
                 identity=IdentitySettings.resolve(
-                    r, target=target, region=(validate.region(region, origin), origin)
+                    r, target=target, region=(entry.region, entry.origin)
                 ),
-                repository=validate.repository(name, origin),
-                registry_endpoint=validate.registry_endpoint(endpoint, origin)
-                if endpoint
-                else registry_endpoint(r),
+                repository=entry.repository,
+                registry_endpoint=entry.registry_endpoint or registry_endpoint(r),
             )
         )
     return tuple(destinations)
