@@ -22,17 +22,24 @@ JSON_OPTION = Option(
 OPTIONS: tuple[Option, ...] = (
     *IDENTITY_OPTIONS,
     *REGISTRY_OPTIONS,
-    *(o for o in PUSH_OPTIONS if o.dest in ("repository", "create_repository")),
+    *(o for o in PUSH_OPTIONS if o.dest in ("repository", "create_repository", "destinations")),
     *COMMON_OPTIONS,
     JSON_OPTION,
 )
 
 
 def run(env: Mapping[str, str], flags: Mapping[str, object]) -> int:
-    """Prints the report on stdout; the exit code is the first failing check's (0: all ok)."""
+    """Prints the report on stdout; the exit code is the first failing check's (0: all ok).
+    With XACCT_DESTINATIONS, one checklist per destination, in the order push uses them."""
     from gitlab_xacct.doctor import report
-    from gitlab_xacct.doctor.run import diagnose
+    from gitlab_xacct.doctor.run import diagnose, per_destination
 
-    checks = diagnose(env, flags, OPTIONS)
-    print(report.as_json(checks) if flags.get("json") else report.as_text(checks), end="")
-    return report.exit_code(checks)
+    as_json = bool(flags.get("json"))
+    runs = per_destination(env, flags, OPTIONS)
+    if runs is None:
+        checks = diagnose(env, flags, OPTIONS)
+        print(report.as_json(checks) if as_json else report.as_text(checks), end="")
+        return report.exit_code(checks)
+    shown = report.destinations_as_json(runs) if as_json else report.destinations_as_text(runs)
+    print(shown, end="")
+    return report.destinations_exit_code(runs)

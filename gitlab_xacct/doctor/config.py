@@ -71,11 +71,6 @@ def check_settings(r: Resolver) -> Check:
         if name.startswith("XACCT_"):
             single = {name: env[name], "XACCT_ID_TOKEN_VARIABLE": token_variable}
             problems.attempt(partial(check_unknown_variables, single))
-    if env.get("XACCT_DESTINATIONS", "").strip():
-        problems.found.append(
-            "XACCT_DESTINATIONS: the doctor checks one destination; run it once per entry with "
-            "XACCT_ROLE_ARN, XACCT_REGION and XACCT_REPOSITORY set to that entry's values"
-        )
     role = problems.attempt(
         lambda: validate.role_arn(*r.required("role_arn", "the ARN of the role to assume"))
     )

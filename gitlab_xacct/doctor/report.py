@@ -115,3 +115,46 @@ def as_text(checks: list[Check]) -> str:
     else:
         lines.append("every check passed" + (f" ({len(warned)} warning(s))" if warned else ""))
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class DestinationRun:
+    """One XACCT_DESTINATIONS entry's checklist."""
+
+    origin: str  # "XACCT_DESTINATIONS entry 2"
+    where: str  # "ROLE_ARN REGION REPOSITORY" (never the entry's External ID)
+    checks: list[Check]
+
+
+def destinations_exit_code(runs: list[DestinationRun]) -> int:
+    """0 when every destination passed, else the first failing destination's code."""
+    return next((code for run in runs if (code := exit_code(run.checks))), 0)
+
+
+def destinations_as_json(runs: list[DestinationRun]) -> str:
+    code = destinations_exit_code(runs)
+    listed = [
+        {
+            "destination": run.origin,
+            "where": run.where,
+            "ok": exit_code(run.checks) == 0,
+            "exit_code": exit_code(run.checks),
+            "checks": [c.as_json() for c in run.checks],
+        }
+        for run in runs
+    ]
+    return json.dumps({"ok": code == 0, "exit_code": code, "destinations": listed}, indent=2) + "\n"
+
+
+def destinations_as_text(runs: list[DestinationRun]) -> str:
+    parts = []
+    for number, run in enumerate(runs, start=1):
+        where = f": {run.where}" if run.where else ""
+        parts.append(f"== destination {number} of {len(runs)} ({run.origin}){where}\n")
+        parts.append(as_text(run.checks))
+    failed = [run.origin for run in runs if exit_code(run.checks)]
+    if failed:
+        parts.append(f"{len(failed)} of {len(runs)} destination(s) failed: {', '.join(failed)}\n")
+    else:
+        parts.append(f"every destination passed ({len(runs)})\n")
+    return mask("".join(parts))

@@ -451,3 +451,52 @@ def test_push_probe_against_a_registry_that_grants_per_action(
     assert issued
     for text in doctor.outputs:  # registry tokens are secrets too
         assert not any(token in text for token in issued)
+
+
+# ---- several destinations (XACCT_DESTINATIONS) ------------------------------------------
+
+
+def test_each_destination_gets_its_own_checklist(doctor: Doctor) -> None:
+    """A fan-out job is diagnosed entry by entry: the first destination passes, the second,
+    with a wrong External ID of its own, fails at assume role; the exit code is the first
+    failure's and the entry's External ID is never printed."""
+    wrong = "sentinel-doctor-entry-ExtId-58c1"
+    role = role_arn("OurThingBuildRole")
+    env = doctor.env(
+        XACCT_DESTINATIONS=f"{role}|us-east-1|{REPOSITORY}\n{role}|us-east-1|{REPOSITORY}|{wrong}"
+    )
+    for name in ("XACCT_ROLE_ARN", "XACCT_REPOSITORY"):
+        env.pop(name, None)  # the entries replace them, as for push
+
+    result = doctor.run(env, "--json")
+    assert result.returncode == 3, result.stdout + result.stderr
+    parsed = json.loads(result.stdout)
+    first, second = parsed["destinations"]
+    assert (parsed["ok"], parsed["exit_code"]) == (False, 3)
+    assert first["destination"] == "XACCT_DESTINATIONS entry 1"
+    assert first["where"] == f"{role} us-east-1 {REPOSITORY}"
+    assert (first["ok"], [c["status"] for c in first["checks"]]) == (True, ["ok"] * len(NAMES))
+    statuses = {c["name"]: c["status"] for c in second["checks"]}
+    assert statuses["assume role"] == "FAIL"
+    assert second["exit_code"] == 3
+    assume = next(c for c in second["checks"] if c["name"] == "assume role")
+    assert assume["causes"][0]["cause"].startswith(
+        "the External ID of XACCT_DESTINATIONS entry 2 differs from the sts:ExternalId"
+    )
+
+    text = doctor.run(env)
+    assert text.returncode == 3
+    assert "== destination 1 of 2 (XACCT_DESTINATIONS entry 1)" in text.stdout
+    assert "== destination 2 of 2 (XACCT_DESTINATIONS entry 2)" in text.stdout
+    assert "1 of 2 destination(s) failed: XACCT_DESTINATIONS entry 2" in text.stdout
+    assert all(wrong not in output for output in doctor.outputs)
+
+
+def test_an_unreadable_destination_entry_fails_the_settings_check(doctor: Doctor) -> None:
+    env = doctor.env(XACCT_DESTINATIONS="arn:aws:iam::222222222222:role/R|us-east-1")
+    result = doctor.run(env, "--json")
+    assert result.returncode == 2
+    (only,) = json.loads(result.stdout)["destinations"]
+    settings = only["checks"][0]
+    assert (settings["name"], settings["status"]) == ("settings", "FAIL")
+    assert "XACCT_DESTINATIONS entry 1: expected ROLE_ARN|REGION|REPOSITORY" in settings["detail"]
