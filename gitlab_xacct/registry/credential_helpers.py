@@ -16,7 +16,7 @@ from pathlib import Path
 
 from gitlab_xacct.errors import ConfigError, RegistryAuthError
 from gitlab_xacct.registry.client import Credentials
-from gitlab_xacct.secrets import Secret, mask
+from gitlab_xacct.secrets import Secret, mask, register
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def _parse(output: str, program: str, server: str) -> Credentials | None:
     if not isinstance(username, str) or not isinstance(secret, str) or not secret:
         raise RegistryAuthError(f"{program} get {server}: the answer has no Username/Secret")
     if username == _IDENTITY_TOKEN_USER:
-        Secret(secret)  # masked from here on, though not used
+        register(secret)  # masked from here on, though not used
         log.warning("%s: the identity token for %s is not supported; not used", program, server)
         return None
     return Credentials(username, Secret(secret))

@@ -244,8 +244,6 @@ def _missing(
         all_present = False
         if _mounted_from_source(blob, target):
             tally.add(blob, "mounted")
-            log.info("mounted  %s into %s from %s", blob.digest, target.where,
-                     blob.mount_from[1] if blob.mount_from else "?")  # fmt: skip
         else:
             missing.append((target, tally))
     return missing, all_present
@@ -265,6 +263,8 @@ def _mounted_from_source(blob: Blob, target: Target) -> bool:
     except RegistryAuthError as exc:
         log.debug("no mount of %s from %s: %s", blob.digest, repository, exc)
         return False
+    if mounted:
+        log.info("mounted  %s into %s from %s", blob.digest, target.where, repository)
     return mounted
 
 
