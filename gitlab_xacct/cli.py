@@ -15,7 +15,7 @@ from typing import NoReturn
 from gitlab_xacct import __version__, cancel
 from gitlab_xacct import log as xlog
 from gitlab_xacct._malloc import keep_transfer_buffers
-from gitlab_xacct.bootstrap.settings import BUILD_POLICY_OPTIONS, ROLE_OPTIONS
+from gitlab_xacct.bootstrap.options import BUILD_POLICY_OPTIONS, ROLE_OPTIONS
 from gitlab_xacct.commands.doctor import OPTIONS as DOCTOR_OPTIONS
 from gitlab_xacct.commands.gitlab_configure import OPTIONS as GITLAB_CONFIGURE_OPTIONS
 from gitlab_xacct.errors import ConfigError, XacctError

@@ -12,7 +12,8 @@ import pytest
 
 from gitlab_xacct import cli
 from gitlab_xacct.bootstrap import external_id
-from gitlab_xacct.bootstrap.settings import DEFAULT_AUDIENCE, RoleSettings
+from gitlab_xacct.bootstrap.options import DEFAULT_AUDIENCE
+from gitlab_xacct.bootstrap.settings import RoleSettings
 from gitlab_xacct.errors import ConfigError
 
 RUNNER = "arn:aws:iam::111111111111:role/gitlab-runner"
