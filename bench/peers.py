@@ -18,7 +18,7 @@ from itertools import count
 from pathlib import Path
 
 from tests.standins.aws_world import (
-    ECR_PUSH_ACTIONS,
+    create_push_role,
     create_user,
     enable_auth,
     policy,
@@ -68,25 +68,10 @@ def build_accounts(moto_url: str) -> RunnerKeys:
         ),
     )
     for account in ACCOUNTS:
-        session = setup_session(moto_url, account, REGION)
-        iam = session.client("iam", endpoint_url=moto_url)
-        trust = {
-            "Effect": "Allow",
-            "Principal": {"AWS": f"arn:aws:iam::{BUILD_ACCOUNT}:root"},
-            "Action": "sts:AssumeRole",
-            "Condition": {"StringEquals": {"sts:ExternalId": EXTERNAL_ID}},
-        }
-        iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=policy(trust))
-        permissions = policy(
-            {"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
-            {
-                "Effect": "Allow",
-                "Action": list(ECR_PUSH_ACTIONS),
-                "Resource": f"arn:aws:ecr:{REGION}:{account}:repository/*",
-            },
-        )
-        iam.put_role_policy(RoleName=ROLE, PolicyName="ecr-push", PolicyDocument=permissions)
-        session.client("ecr", endpoint_url=moto_url).create_repository(repositoryName=REPOSITORY)
+        create_push_role(
+            moto_url, account, ROLE, build_account=BUILD_ACCOUNT, external_id=EXTERNAL_ID,
+            region=REGION, repositories=(REPOSITORY,),
+        )  # fmt: skip
     enable_auth(moto_url)
     return RunnerKeys(moto_url, runner.access_key_id, runner.secret_access_key)
 

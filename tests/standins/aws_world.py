@@ -138,6 +138,43 @@ def enable_auth(moto_url: str) -> None:
     response.raise_for_status()
 
 
+def create_push_role(
+    moto_url: str,
+    account: str,
+    role_name: str,
+    *,
+    build_account: str,
+    external_id: str,
+    region: str,
+    repositories: tuple[str, ...],
+) -> None:
+    """OURTHING's side of the classic recipe in `account`: a role trusting the BUILD account with
+    the External ID, allowed to push to ECR, and the repositories."""
+    ourthing = setup_session(moto_url, account, region)
+    iam = ourthing.client("iam", endpoint_url=moto_url)
+    trust = policy(
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{build_account}:root"},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"sts:ExternalId": external_id}},
+        }
+    )
+    iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=trust)
+    permissions = policy(
+        {"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+        {
+            "Effect": "Allow",
+            "Action": list(ECR_PUSH_ACTIONS),
+            "Resource": f"arn:aws:ecr:{region}:{account}:repository/*",
+        },
+    )
+    iam.put_role_policy(RoleName=role_name, PolicyName="ecr-push", PolicyDocument=permissions)
+    ecr = ourthing.client("ecr", endpoint_url=moto_url)
+    for repository in repositories:
+        ecr.create_repository(repositoryName=repository)
+
+
 def build_world(
     moto_url: str,
     *,
@@ -160,29 +197,10 @@ def build_world(
     )
     no_assume = create_user(build, moto_url, "no-assume")
 
-    ourthing = setup_session(moto_url, ourthing_account, region)
-    iam = ourthing.client("iam", endpoint_url=moto_url)
-    trust = policy(
-        {
-            "Effect": "Allow",
-            "Principal": {"AWS": f"arn:aws:iam::{build_account}:root"},
-            "Action": "sts:AssumeRole",
-            "Condition": {"StringEquals": {"sts:ExternalId": external_id}},
-        }
-    )
-    iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=trust)
-    permissions = policy(
-        {"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
-        {
-            "Effect": "Allow",
-            "Action": list(ECR_PUSH_ACTIONS),
-            "Resource": f"arn:aws:ecr:{region}:{ourthing_account}:repository/*",
-        },
-    )
-    iam.put_role_policy(RoleName=role_name, PolicyName="ecr-push", PolicyDocument=permissions)
-    ecr = ourthing.client("ecr", endpoint_url=moto_url)
-    for repository in repositories:
-        ecr.create_repository(repositoryName=repository)
+    create_push_role(
+        moto_url, ourthing_account, role_name, build_account=build_account,
+        external_id=external_id, region=region, repositories=repositories,
+    )  # fmt: skip
 
     enable_auth(moto_url)
     return World(
