@@ -10,18 +10,14 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import NoReturn, cast
 
 from gitlab_xacct import __version__, cancel
 from gitlab_xacct import log as xlog
 from gitlab_xacct._malloc import keep_transfer_buffers
-from gitlab_xacct.bootstrap.options import BUILD_POLICY_OPTIONS, ROLE_OPTIONS
-from gitlab_xacct.commands.doctor import OPTIONS as DOCTOR_OPTIONS
-from gitlab_xacct.commands.gitlab_configure import OPTIONS as GITLAB_CONFIGURE_OPTIONS
 from gitlab_xacct.errors import ConfigError, XacctError
-from gitlab_xacct.options import COPY_COMMAND_OPTIONS, Option
+from gitlab_xacct.options import Option
 from gitlab_xacct.secrets import mask, register
-from gitlab_xacct.settings import CredentialsSettings, LoginSettings, PushSettings
 
 log = logging.getLogger("gitlab_xacct")
 
@@ -45,13 +41,23 @@ _SECRET_ENV = (
 class Command:
     """One sub-command. `run` is "module:function", imported only when the command runs (start-up
     time matters: `copy` must not import boto3); the function takes (env, flags) and returns the
-    exit code. A name with a space ("bootstrap role") is a sub-command of a command group."""
+    exit code. `options_at` is "module:NAME[.ATTR]", the command's option table, imported only
+    when its parser is built. A name with a space ("bootstrap role") is a sub-command of a
+    command group."""
 
     summary: str
     description: str
-    options: tuple[Option, ...]
+    options_at: str
     run: str
     positionals: tuple[tuple[str, str, str], ...] = ()  # (dest, metavar, help)
+
+    @property
+    def options(self) -> tuple[Option, ...]:
+        module_name, _, path = self.options_at.partition(":")
+        found: object = importlib.import_module(module_name)
+        for attribute in path.split("."):
+            found = getattr(found, attribute)
+        return cast(tuple[Option, ...], found)
 
 
 COMMANDS: dict[str, Command] = {
@@ -59,7 +65,7 @@ COMMANDS: dict[str, Command] = {
         "assume the target role, log into ECR and push an image, no Docker daemon needed",
         "Assume the role in the target account (with the External ID), log into its ECR and "
         "push the image.",
-        PushSettings.OPTIONS,
+        "gitlab_xacct.settings:PushSettings.OPTIONS",
         "gitlab_xacct.cli:run_push",
     ),
     "credentials": Command(
@@ -67,21 +73,21 @@ COMMANDS: dict[str, Command] = {
         "Assume the role in the target account and hand its temporary credentials to other "
         "tools: shell exports, a dotenv file, JSON, the AWS CLI's credential_process, or a "
         "named profile.",
-        CredentialsSettings.OPTIONS,
+        "gitlab_xacct.settings:CredentialsSettings.OPTIONS",
         "gitlab_xacct.cli:run_credentials",
     ),
     "login": Command(
         "assume the target role and write its ECR logins into a Docker config.json",
         "Assume the role in the target account, get ECR authorization tokens and merge them "
         "into a Docker config.json (0600) for docker, buildah, podman, kaniko or skopeo.",
-        LoginSettings.OPTIONS,
+        "gitlab_xacct.settings:LoginSettings.OPTIONS",
         "gitlab_xacct.cli:run_login",
     ),
     "copy": Command(
         "copy an image into a registry (from a file, a layout or another registry), no AWS",
         "Copy SRC (oci:, oci-archive:, docker-archive: or docker://) to DEST "
         "(docker://HOST/REPO:TAG) with the registries' own credentials; no AWS involved.",
-        COPY_COMMAND_OPTIONS,
+        "gitlab_xacct.options:COPY_COMMAND_OPTIONS",
         "gitlab_xacct.cli:run_copy",
         (
             ("src", "SRC", "the image: oci:PATH[:REF], oci-archive:FILE[:REF], "
@@ -94,7 +100,7 @@ COMMANDS: dict[str, Command] = {
         "Run with an OURTHING administrator's credentials: create or update, idempotently, the "
         "role BUILD's jobs assume (trust with an External ID, least-privilege ECR push policy); "
         "--check compares, --dry-run prints the documents.",
-        ROLE_OPTIONS,
+        "gitlab_xacct.bootstrap.options:ROLE_OPTIONS",
         "gitlab_xacct.commands.bootstrap:run_role",
     ),
     "bootstrap build-policy": Command(
@@ -102,7 +108,7 @@ COMMANDS: dict[str, Command] = {
         "The identity policy the runner's role in BUILD needs to assume the OURTHING role; "
         "printed, or put inline on a role with --attach-to-role (BUILD administrator's "
         "credentials).",
-        BUILD_POLICY_OPTIONS,
+        "gitlab_xacct.bootstrap.options:BUILD_POLICY_OPTIONS",
         "gitlab_xacct.commands.bootstrap:run_build_policy",
     ),
     "gitlab configure": Command(
@@ -111,7 +117,7 @@ COMMANDS: dict[str, Command] = {
         "protected, hidden where GitLab can) as CI/CD variables of a project or group, "
         "idempotently, with an access token (GITLAB_TOKEN or --token-file; never CI_JOB_TOKEN); "
         "--lint validates the CI file with GitLab's CI lint.",
-        GITLAB_CONFIGURE_OPTIONS,
+        "gitlab_xacct.commands.gitlab_configure:OPTIONS",
         "gitlab_xacct.commands.gitlab_configure:run",
     ),
     "doctor": Command(
@@ -121,7 +127,7 @@ COMMANDS: dict[str, Command] = {
         "registry and a blob upload (started and cancelled), and names for each failure the "
         "side to fix (BUILD, OURTHING, GitLab variables) and the fix. Exit 0 only when every "
         "check passes, else the exit code of the first failure.",
-        DOCTOR_OPTIONS,
+        "gitlab_xacct.commands.doctor:OPTIONS",
         "gitlab_xacct.commands.doctor:run",
     ),
 }  # fmt: skip
@@ -150,7 +156,9 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or with `only` the parser of that one command (what a run needs:
+    building all of them costs about 20 ms of every start)."""
     parser = _Parser(
         prog="gitlab-xacct",
         description="Push container images from a GitLab job into ECR in another AWS account.",
@@ -161,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     groups: dict[str, argparse._SubParsersAction[_Parser]] = {}
     for name, command in COMMANDS.items():
+        if only is not None and name != only:
+            continue
         group, _, leaf = name.rpartition(" ")
         if group and group not in groups:
             group_parser = commands.add_parser(group, help=GROUPS.get(group, ""))
@@ -202,7 +212,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     for name in _SECRET_ENV:
         if env.get(name):
             register(env[name])
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(_chosen(words)).parse_args(words)
     name = " ".join(filter(None, (args.command, getattr(args, "subcommand", None))))
     flags = {k: v for k, v in vars(args).items() if k not in ("command", "subcommand")}
     debug = bool(flags.get("debug")) or env.get("XACCT_DEBUG", "").lower() in ("1", "true", "yes")
@@ -226,6 +237,16 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             return 130
 
 
+def _chosen(words: Sequence[str]) -> str | None:
+    """The command the first words name, if they name one; None for anything else (--help,
+    --version, a typo), which gets the whole parser and its messages."""
+    for count in (2, 1):
+        name = " ".join(words[:count])
+        if len(words) >= count and name in COMMANDS:
+            return name
+    return None
+
+
 def _run(name: str, env: Mapping[str, str], flags: Mapping[str, object]) -> int:
     module_name, _, function = COMMANDS[name].run.partition(":")
     runner: Callable[[Mapping[str, str], Mapping[str, object]], int] = getattr(
@@ -236,6 +257,7 @@ def _run(name: str, env: Mapping[str, str], flags: Mapping[str, object]) -> int:
 
 def run_push(env: Mapping[str, str], flags: Mapping[str, object]) -> int:
     from gitlab_xacct.commands.push import push
+    from gitlab_xacct.settings import PushSettings
 
     for result in push(PushSettings.from_env(env, flags), env):
         for tag in result.tags:
@@ -245,6 +267,7 @@ def run_push(env: Mapping[str, str], flags: Mapping[str, object]) -> int:
 
 def run_credentials(env: Mapping[str, str], flags: Mapping[str, object]) -> int:
     from gitlab_xacct.commands import credentials
+    from gitlab_xacct.settings import CredentialsSettings
 
     credentials.run(CredentialsSettings.from_env(env, flags))
     return 0
@@ -252,6 +275,7 @@ def run_credentials(env: Mapping[str, str], flags: Mapping[str, object]) -> int:
 
 def run_login(env: Mapping[str, str], flags: Mapping[str, object]) -> int:
     from gitlab_xacct.commands.login import login
+    from gitlab_xacct.settings import LoginSettings
 
     for done in login(LoginSettings.from_env(env, flags), env):
         print(done.line())

@@ -15,7 +15,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from gitlab_xacct.errors import ConfigError
-from gitlab_xacct.files import replace_atomically
 from gitlab_xacct.secrets import Secret, register
 
 
@@ -121,4 +120,6 @@ def write_private(path: Path, text: str) -> None:
     missing = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
     for folder in reversed(missing):
         folder.mkdir(mode=0o700, exist_ok=True)
+    from gitlab_xacct.files import replace_atomically  # only `login` writes the file
+
     replace_atomically(target, text, mode=0o600)

@@ -6,13 +6,13 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from gitlab_xacct import validate
+from gitlab_xacct.engine_settings import engine_options, platform_list
 from gitlab_xacct.errors import ConfigError
 from gitlab_xacct.options import (
     COMMON_OPTIONS,
@@ -26,9 +26,8 @@ from gitlab_xacct.options import (
     Resolver,
     check_unknown_variables,
 )
-from gitlab_xacct.registry.platforms import Platform, parse_platform
-from gitlab_xacct.registry.push import DEFAULT_PARALLELISM, EngineOptions
-from gitlab_xacct.registry.retry import Network
+from gitlab_xacct.registry.platforms import Platform
+from gitlab_xacct.registry.push import EngineOptions
 from gitlab_xacct.registry.sources import SourceSpec, parse_source
 from gitlab_xacct.secrets import Secret
 from gitlab_xacct.validate import RoleArn
@@ -224,55 +223,6 @@ class PushSettings:
             ("create repository", str(self.create_repository).lower()),
             ("parallel uploads", str(self.engine.parallelism)),
         ]
-
-
-def platform_list(r: Resolver) -> tuple[tuple[Platform, ...], str]:
-    listed = r.list("platforms")
-    if not listed:
-        return (), "XACCT_PLATFORMS"
-    return tuple(parse_platform(p, listed[1]) for p in listed[0]), listed[1]
-
-
-def engine_options(r: Resolver) -> EngineOptions:
-    found = r.get("parallelism")
-    parallelism = DEFAULT_PARALLELISM
-    if found:
-        value, origin = found
-        if not re.fullmatch(r"[0-9]+", value.strip()) or not 1 <= int(value) <= 32:
-            raise ConfigError(f"{origin}: {value!r} is not a number of uploads from 1 to 32")
-        parallelism = int(value)
-    return EngineOptions(
-        parallelism=parallelism,
-        skip_existing_tags=r.boolean("skip_existing_tags"),
-        network=_network(r),
-    )
-
-
-def _network(r: Resolver) -> Network:
-    """XACCT_CONNECT_TIMEOUT, XACCT_READ_TIMEOUT (seconds, up to an hour), XACCT_RETRIES."""
-    default = Network()
-    seconds = {"connect_timeout": default.connect_timeout, "read_timeout": default.read_timeout}
-    for name in seconds:
-        found = r.get(name)
-        if found:
-            value, origin = found
-            try:
-                number = float(value)
-            except ValueError:
-                number = math.nan
-            if not 0 < number <= 3600:  # NaN fails too
-                raise ConfigError(
-                    f"{origin}: {value!r} is not a number of seconds from 0 to 3600 (e.g. 30)"
-                )
-            seconds[name] = number
-    retries = default.retries
-    found = r.get("retries")
-    if found:
-        value, origin = found
-        if not re.fullmatch(r"[0-9]+", value.strip()) or not 0 <= int(value) <= 10:
-            raise ConfigError(f"{origin}: {value!r} is not a number of retries from 0 to 10")
-        retries = int(value)
-    return replace(default, retries=retries, **seconds)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import TypeVar
 from gitlab_xacct import log as xlog
 from gitlab_xacct import validate
 from gitlab_xacct.docker_config import registry_host
+from gitlab_xacct.engine_settings import engine_options, platform_list
 from gitlab_xacct.errors import ConfigError
 from gitlab_xacct.options import (
     COPY_COMMAND_OPTIONS,
@@ -30,7 +31,6 @@ from gitlab_xacct.registry.reference import ImageReference, parse_reference
 from gitlab_xacct.registry.remote import Access, connect, lookup_credentials
 from gitlab_xacct.registry.sources import SourceSpec, open_source, parse_source
 from gitlab_xacct.secrets import register
-from gitlab_xacct.settings import engine_options, platform_list
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")

@@ -19,13 +19,15 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import requests
 
 from gitlab_xacct.errors import PushError, RegistryAuthError
 from gitlab_xacct.secrets import Secret
 from gitlab_xacct.validate import is_loopback
+
+if TYPE_CHECKING:
+    from gitlab_xacct.registry.transport import Response
 
 _TOKEN_CHARS = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"  # noqa: S105 - RFC 7230 tchar, not a token
 _NAME = re.compile(rf"\s*({_TOKEN_CHARS})")
@@ -115,22 +117,8 @@ def covers(granted: Iterable[str], needed: Iterable[str]) -> bool:
     return True
 
 
-class HeaderAuth(requests.auth.AuthBase):
-    """Sets our own `Authorization` (or none); also keeps requests from reaching for ~/.netrc."""
-
-    def __init__(self, value: str | None) -> None:
-        self.value = value
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        if self.value:
-            request.headers["Authorization"] = self.value
-        return request
-
-
 # (realm URL, query parameters, Basic user and password or None, verify TLS) -> the response
-TokenFetcher = Callable[
-    [str, list[tuple[str, str]], tuple[str, str] | None, bool], requests.Response
-]
+TokenFetcher = Callable[[str, list[tuple[str, str]], tuple[str, str] | None, bool], "Response"]
 
 
 @dataclass
@@ -187,7 +175,7 @@ class Authenticator:
                 return f"Bearer {self._token(wanted, attempt).reveal()}"
             return None
 
-    def unauthorized(self, response: requests.Response, sent: str | None, attempt: Attempt) -> bool:
+    def unauthorized(self, response: Response, sent: str | None, attempt: Attempt) -> bool:
         """Learn from a 401; True when sending the request again may succeed."""
         challenges = parse_challenges(response.headers.get("WWW-Authenticate", ""))
         bearer = next((c for c in challenges if c.scheme == "bearer"), None)

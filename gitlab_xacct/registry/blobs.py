@@ -24,14 +24,12 @@ from functools import partial
 from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import urljoin, urlsplit
 
-import requests
-import urllib3
-
 from gitlab_xacct import cancel
 from gitlab_xacct.errors import PushError, RegistryUnreachable
 from gitlab_xacct.registry.auth import push_scope
 from gitlab_xacct.registry.image import Blob
 from gitlab_xacct.registry.retry import RETRY_STATUSES, NoAnswer, answer, retry_after
+from gitlab_xacct.registry.transport import Response, TransportError
 
 if TYPE_CHECKING:
     from gitlab_xacct.registry.client import Registry
@@ -112,7 +110,7 @@ def _chunked(registry: Registry, repository: str, blob: Blob) -> None:
         while offset < blob.size:
             length = min(registry.chunk_size, blob.size - offset)
             try:
-                response: requests.Response | None = registry.send(
+                response: Response | None = registry.send(
                     "PATCH",
                     url,
                     scopes=_scopes(repository),
@@ -187,7 +185,7 @@ def _held(header: str | None, acked: int, expected: int | None, blob: Blob) -> i
     return held
 
 
-def _finish(registry: Registry, response: requests.Response, blob: Blob, reused: bool) -> None:
+def _finish(registry: Registry, response: Response, blob: Blob, reused: bool) -> None:
     if response.status_code in RETRY_STATUSES or response.status_code >= 500:
         raise _Transient(answer(response), retry_after(response))
     if response.status_code == 404:
@@ -198,7 +196,7 @@ def _finish(registry: Registry, response: requests.Response, blob: Blob, reused:
         raise PushError(f"registry {registry.host} stored blob {blob.digest} under digest {echoed}")
 
 
-def _lost(response: requests.Response, reused: bool) -> str:
+def _lost(response: Response, reused: bool) -> str:
     """A 404 on an upload URL: the session is gone (expired, or cancelled by the registry, as
     docker-registry does when a cut-off PATCH left its file at another offset than its state
     says, even after it answered a status GET). Starting over is the only way on; a missing
@@ -217,7 +215,7 @@ def _scopes(repository: str) -> tuple[str, ...]:
     return (push_scope(repository),)
 
 
-def _location(registry: Registry, response: requests.Response, current: str | None) -> str:
+def _location(registry: Registry, response: Response, current: str | None) -> str:
     location = response.headers.get("Location")
     if location:
         return urljoin(registry.url("/"), location)
@@ -279,7 +277,7 @@ class _Reader:
 
 
 class _Piece:
-    """One PATCH body: `len()` gives requests its Content-Length, iteration streams it."""
+    """One PATCH body: `len()` gives the transport its Content-Length, iteration streams it."""
 
     def __init__(self, reader: _Reader, length: int) -> None:
         self._reader = reader
@@ -338,10 +336,10 @@ class VerifiedStream:
 
 
 class ResponseStream(io.RawIOBase):
-    """A blob response body as a binary stream: raw bytes (no content decoding), closed with
-    the response."""
+    """A blob response body as a binary stream: the bytes as served, read straight into the
+    caller's buffer, closed with the response."""
 
-    def __init__(self, response: requests.Response) -> None:
+    def __init__(self, response: Response) -> None:
         super().__init__()
         self._response = response
 
@@ -351,14 +349,12 @@ class ResponseStream(io.RawIOBase):
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         cancel.check()
         try:
-            data = self._response.raw.read(len(buffer), decode_content=False)
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            return self._response.readinto(buffer)
+        except TransportError as exc:
             # A source that breaks off mid-blob: the upload it feeds starts over (a new GET).
             host = urlsplit(self._response.url).netloc
-            reason = f"{host} broke off the blob it was sending ({type(exc).__name__})"
+            reason = f"{host} broke off the blob it was sending ({exc.reason})"
             raise NoAnswer(f"registry {reason}", reason) from None
-        buffer[: len(data)] = data
-        return len(data)
 
     def close(self) -> None:
         self._response.close()

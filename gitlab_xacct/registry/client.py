@@ -1,6 +1,6 @@
 """The registry HTTP API (OCI distribution spec): the calls a push, a pull and a copy need.
 
-One `requests.Session` per registry: pooled connections, a User-Agent, timeouts on every call,
+One `transport.Transport` per registry: pooled connections, a User-Agent, timeouts on every call,
 and retries (bounded, with backoff: `retry.Network`) only for requests that are safe to repeat.
 Authentication (Basic or Bearer tokens) is `auth.Authenticator`'s; blob streams and uploads are
 `blobs.py`'s. HTTP statuses map to domain errors here and nowhere else.
@@ -8,6 +8,7 @@ Authentication (Basic or Bearer tokens) is `auth.Authenticator`'s; blob streams 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import threading
@@ -16,21 +17,10 @@ from collections.abc import Callable
 from typing import BinaryIO, cast
 from urllib.parse import urlencode, urljoin, urlsplit
 
-import requests
-import urllib3
-from requests.adapters import HTTPAdapter
-
 from gitlab_xacct import __version__
 from gitlab_xacct.errors import NotFound, PushError, RegistryAuthError, RegistryUnreachable
 from gitlab_xacct.registry import manifests
-from gitlab_xacct.registry.auth import (
-    Attempt,
-    Authenticator,
-    Credentials,
-    HeaderAuth,
-    pull_scope,
-    push_scope,
-)
+from gitlab_xacct.registry.auth import Attempt, Authenticator, Credentials, pull_scope, push_scope
 from gitlab_xacct.registry.blobs import CHUNK, ResponseStream, VerifiedStream, upload_blob
 from gitlab_xacct.registry.image import Blob
 from gitlab_xacct.registry.manifests import MANIFEST_ACCEPT
@@ -43,7 +33,8 @@ from gitlab_xacct.registry.retry import (
     retry_after,
     with_attempts,
 )
-from gitlab_xacct.secrets import mask
+from gitlab_xacct.registry.transport import Body, Response, TLSError, Transport, TransportError
+from gitlab_xacct.secrets import Secret, mask
 
 __all__ = [
     "CHUNK",
@@ -58,9 +49,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-# urllib3 logs a dropped pooled connection as a WARNING with the raw exception; our own retry
-# line (or the error after the last attempt) says it in one line already.
-logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 DEFAULT_CHUNK_SIZE = 64 * 1024 * 1024
 # ECR's chunked PATCH is broken: it answers 201 to intermediate PATCHes and drops the bodies of
@@ -70,7 +58,7 @@ _ECR_HINT = "the ECR credentials were not accepted, or the role may not push to 
 # Requests safe to send again as they are: they change nothing on the registry.
 _SAFE = frozenset({"GET", "HEAD"})
 # How many sends an answer took, for the error that gives up on it (see `check`).
-_ATTEMPTS: weakref.WeakKeyDictionary[requests.Response, int] = weakref.WeakKeyDictionary()
+_ATTEMPTS: weakref.WeakKeyDictionary[Response, int] = weakref.WeakKeyDictionary()
 
 
 class Registry:
@@ -105,21 +93,14 @@ class Registry:
         self.auth = Authenticator(
             self.host, credentials, self._fetch_token, refresh=refresh, insecure=insecure
         )
-        self._session = requests.Session()
-        self._session.headers["User-Agent"] = f"gitlab-xacct/{__version__}"
-        self._session.verify = not insecure
-        if insecure:  # the user listed this host; one warning per request would drown the log
-            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-        # No urllib3 retries: `send` retries itself, so it can cap Retry-After, count the
-        # attempts and say what the last answer was. Uploads retry (or resume) in blobs.py.
-        adapter = HTTPAdapter(pool_connections=pool, pool_maxsize=pool)
-        self._session.mount("https://", adapter)
-        self._session.mount("http://", adapter)
+        # No retries in the transport: `send` retries itself, so it can cap Retry-After, count
+        # the attempts and say what the last answer was. Uploads retry (or resume) in blobs.py.
+        self._transport = Transport(user_agent=f"gitlab-xacct/{__version__}", pool=pool)
         self._mount_sessions: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
 
     def close(self) -> None:
-        self._session.close()
+        self._transport.close()
 
     def __enter__(self) -> Registry:
         return self
@@ -138,11 +119,11 @@ class Registry:
         path_or_url: str,
         *,
         scopes: tuple[str, ...] = (),
-        body: Callable[[], object] | None = None,
+        body: Callable[[], Body] | None = None,
         headers: dict[str, str] | None = None,
         stream: bool = False,
         retry: bool | None = None,
-    ) -> requests.Response:
+    ) -> Response:
         """One request; on a 401, authenticate as the registry asks and send it again.
 
         `body` is a factory, called for each send, so a streamed body can be sent again.
@@ -181,7 +162,7 @@ class Registry:
         )  # fmt: skip
         self.network.sleep(wait)
 
-    def note_attempts(self, response: requests.Response, attempts: int) -> None:
+    def note_attempts(self, response: Response, attempts: int) -> None:
         """How many sends `response` took, for the message of `check`."""
         _ATTEMPTS[response] = attempts
 
@@ -191,22 +172,24 @@ class Registry:
         path_or_url: str,
         *,
         scopes: tuple[str, ...],
-        body: Callable[[], object] | None,
+        body: Callable[[], Body] | None,
         headers: dict[str, str] | None,
         stream: bool,
-    ) -> requests.Response:
+    ) -> Response:
         url = self.url(path_or_url)
         ours = urlsplit(url).netloc == self.host
         attempt = Attempt()
         for sends in range(1, 4):
             header = self.auth.authorization(scopes, attempt) if ours else None
+            sent = dict(headers or {})
+            if header:
+                sent["Authorization"] = header
             response = self._request(
                 method,
                 url,
-                data=body() if body else None,
-                headers=headers,
+                body=body() if body else None,
+                headers=sent,
                 stream=stream,
-                auth=HeaderAuth(header),
                 allow_redirects=method in ("GET", "HEAD"),
             )
             final = urlsplit(response.url or url).netloc == self.host
@@ -219,21 +202,38 @@ class Registry:
             response.close()
         raise AssertionError("unreachable")
 
-    def _request(self, method: str, url: str, **kwargs: object) -> requests.Response:
+    def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: Body = None,
+        headers: dict[str, str] | None = None,
+        stream: bool = False,
+        allow_redirects: bool = False,
+        verify: bool | None = None,
+    ) -> Response:
         try:
-            timeout = self.network.timeout
-            return self._session.request(method, url, timeout=timeout, **kwargs)  # type: ignore[arg-type]
-        except requests.exceptions.SSLError as exc:
-            if _certificate_problem(exc):
+            return self._transport.request(
+                method,
+                url,
+                headers=headers,
+                body=body,
+                timeout=self.network.timeout,
+                verify=(not self.insecure) if verify is None else verify,
+                allow_redirects=allow_redirects,
+                stream=stream,
+            )
+        except TLSError as exc:
+            host = urlsplit(url).netloc
+            if exc.certificate:
                 raise RegistryAuthError(
-                    f"TLS verification failed for {urlsplit(url).netloc}: {mask(str(exc))}; "
-                    "if this registry has a private certificate, add it to the system trust "
-                    "store, or list the host in XACCT_INSECURE_REGISTRIES"
+                    f"TLS verification failed for {host}: {mask(exc.reason)}; if this registry "
+                    "has a private certificate, add it to the system trust store, or list the "
+                    "host in XACCT_INSECURE_REGISTRIES"
                 ) from None
-            raise RegistryUnreachable(
-                f"no TLS answer from {urlsplit(url).netloc} ({type(exc).__name__})"
-            ) from None
-        except requests.exceptions.RequestException as exc:
+            raise RegistryUnreachable(f"no TLS answer from {host} ({mask(exc.reason)})") from None
+        except TransportError as exc:
             endpoint = " (or XACCT_REGISTRY_ENDPOINT)" if self.auth_hint == _ECR_HINT else ""
             reason = no_answer(exc, self.network)
             raise NoAnswer(
@@ -244,15 +244,18 @@ class Registry:
 
     def _fetch_token(
         self, url: str, params: list[tuple[str, str]], basic: tuple[str, str] | None, verify: bool
-    ) -> requests.Response:
+    ) -> Response:
         """A GET to the token service: retried like any GET (a token changes nothing)."""
-        auth = basic or HeaderAuth(None)
+        headers = {}
+        if basic is not None:
+            pair = base64.b64encode(f"{basic[0]}:{basic[1]}".encode()).decode()
+            headers["Authorization"] = f"Basic {Secret(pair).reveal()}"  # registered for masking
+        query = urlencode(params)
+        target = f"{url}{'&' if '?' in url else '?'}{query}" if query else url
         attempts = self.network.attempts
         for attempt in range(1, attempts + 1):
             try:
-                response = self._request(
-                    "GET", url, params=params, auth=auth, verify=verify, allow_redirects=False
-                )
+                response = self._request("GET", target, headers=headers, verify=verify)
             except NoAnswer as exc:
                 if attempt == attempts:
                     raise NoAnswer(with_attempts(str(exc), attempt), exc.reason) from None
@@ -264,7 +267,7 @@ class Registry:
             self.pause("GET", url, attempt, answer(response), retry_after(response))
         raise AssertionError("unreachable")
 
-    def check(self, response: requests.Response, what: str, ok: tuple[int, ...]) -> None:
+    def check(self, response: Response, what: str, ok: tuple[int, ...]) -> None:
         if response.status_code in ok:
             return
         detail = _error_detail(response)
@@ -383,17 +386,11 @@ class Registry:
         return manifests.put_manifest(self, repository, reference, manifest, media_type)
 
 
-def _certificate_problem(exc: BaseException) -> bool:
-    """A TLS failure caused by the certificate (not by a peer that does not speak TLS)."""
-    text = str(exc)
-    return "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text
-
-
-def _error_detail(response: requests.Response) -> str:
+def _error_detail(response: Response) -> str:
     """The registry's own error code, from its JSON error body, when there is one."""
     try:
         errors = response.json().get("errors") or []
         codes = [str(e.get("code", "")) for e in errors if isinstance(e, dict)]
-    except (ValueError, AttributeError, requests.exceptions.RequestException):
+    except (ValueError, AttributeError, TypeError, TransportError):
         return ""
     return f": {', '.join(c for c in codes if c)}" if any(codes) else ""

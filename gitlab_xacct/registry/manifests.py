@@ -12,8 +12,6 @@ import json
 import logging
 from typing import TYPE_CHECKING
 
-import requests
-
 from gitlab_xacct.errors import PushError, RegistryUnreachable
 from gitlab_xacct.registry.auth import pull_scope, push_scope
 from gitlab_xacct.registry.image import (
@@ -32,6 +30,7 @@ from gitlab_xacct.registry.retry import (
     retry_after,
     with_attempts,
 )
+from gitlab_xacct.registry.transport import Response, TransportError
 
 if TYPE_CHECKING:
     from gitlab_xacct.registry.client import Registry
@@ -56,7 +55,7 @@ def get_manifest(registry: Registry, repository: str, reference: str) -> tuple[b
         )
         try:
             raw = _body(registry, response, what)
-        except requests.exceptions.RequestException as exc:  # lost mid-body: ask again
+        except TransportError as exc:  # lost mid-body: ask again
             reason = no_answer(exc, registry.network)
             if attempt == attempts:
                 raise RegistryUnreachable(
@@ -69,23 +68,21 @@ def get_manifest(registry: Registry, repository: str, reference: str) -> tuple[b
     raise AssertionError("unreachable")
 
 
-def _body(registry: Registry, response: requests.Response, what: str) -> bytes:
+def _body(registry: Registry, response: Response, what: str) -> bytes:
     with response:
         registry.check(response, f"GET of {what}", (200,))
         length = response.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > MANIFEST_LIMIT:
             raise PushError(f"registry {registry.host}: {what} is {length} bytes, over 4 MiB")
         data = bytearray()
-        for piece in response.iter_content(64 * 1024):
+        while piece := response.read(64 * 1024):
             data += piece
             if len(data) > MANIFEST_LIMIT:
                 raise PushError(f"registry {registry.host}: {what} is over 4 MiB")
     return bytes(data)
 
 
-def _checked(
-    registry: Registry, response: requests.Response, raw: bytes, reference: str, what: str
-) -> str:
+def _checked(registry: Registry, response: Response, raw: bytes, reference: str, what: str) -> str:
     """The media type of a served manifest, after the checks a registry could fail."""
     host = registry.host
     actual = "sha256:" + hashlib.sha256(raw).hexdigest()

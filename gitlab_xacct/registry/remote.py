@@ -9,6 +9,8 @@ with `CI_JOB_TOKEN`; else anonymous.
 
 Transport: verified TLS only, except a loopback host (TLS first, plain HTTP when it does not
 speak TLS, as Docker does) and hosts listed as insecure (TLS unverified first, then plain HTTP).
+Whether a host speaks TLS is one handshake, not verified: a loopback registry whose certificate
+is not trusted then fails its first request (exit 4); it is never spoken to over plain HTTP.
 """
 
 from __future__ import annotations
@@ -24,13 +26,9 @@ from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import requests
-import urllib3
-
 from gitlab_xacct import docker_config
-from gitlab_xacct.errors import ConfigError, NotFound, RegistryAuthError, RegistryUnreachable
+from gitlab_xacct.errors import ConfigError, NotFound, RegistryUnreachable
 from gitlab_xacct.options import split_list
-from gitlab_xacct.registry import credential_helpers
 from gitlab_xacct.registry.client import DEFAULT_CHUNK_SIZE, Credentials, Network, Registry
 from gitlab_xacct.registry.image import (
     INDEX_TYPES,
@@ -49,6 +47,7 @@ from gitlab_xacct.registry.oci_layout import (
     sha256_digest,
 )
 from gitlab_xacct.registry.reference import DOCKER_HUB_CONFIG_KEY, DOCKER_HUB_HOSTS, ImageReference
+from gitlab_xacct.registry.transport import Transport
 from gitlab_xacct.secrets import Secret
 from gitlab_xacct.validate import is_loopback
 
@@ -116,15 +115,11 @@ def _from_docker_config(host: str, env: Mapping[str, str]) -> tuple[Credentials,
     helpers = config.get("credHelpers")
     helper = helpers.get(server) if isinstance(helpers, dict) else None
     if isinstance(helper, str) and helper:
-        found = credential_helpers.from_helper(
-            helper, server, config=path, field="credHelpers", env=env
-        )
+        found = _ask_helper(helper, server, path, "credHelpers", env)
         return (found, f"docker-credential-{helper} ({path} credHelpers)") if found else None
     store = config.get("credsStore")
     if isinstance(store, str) and store:
-        found = credential_helpers.from_helper(
-            store, server, config=path, field="credsStore", env=env
-        )
+        found = _ask_helper(store, server, path, "credsStore", env)
         if found:
             return found, f"docker-credential-{store} ({path} credsStore)"
     auths = config.get("auths")
@@ -140,6 +135,14 @@ def _from_docker_config(host: str, env: Mapping[str, str]) -> tuple[Credentials,
         if credentials:
             return credentials, f"Docker config {path}"
     return None
+
+
+def _ask_helper(
+    helper: str, server: str, path: Path, field: str, env: Mapping[str, str]
+) -> Credentials | None:
+    from gitlab_xacct.registry import credential_helpers  # subprocess: only for a helper
+
+    return credential_helpers.from_helper(helper, server, config=path, field=field, env=env)
 
 
 def _entry_credentials(entry: Mapping[str, object], path: Path, host: str) -> Credentials | None:
@@ -215,31 +218,23 @@ def connect(host: str, access: Access, *, auth_hint: str, pool: int = 8) -> Regi
 
 
 def _first_answering(host: str, plan: tuple[tuple[str, bool], ...]) -> tuple[str, bool]:
-    """TLS when the peer speaks it; plain HTTP only when it does not. A loopback registry whose
-    certificate fails verification is an error, never a downgrade."""
+    """TLS when the peer completes a TLS handshake; plain HTTP only when it does not. The
+    handshake is not verified: a certificate that fails verification fails the first request
+    over TLS (an error, never a downgrade)."""
     for scheme, verify in plan[:-1]:
-        try:
-            _probe(f"{scheme}://{host}/v2/", verify=verify)
-        except requests.exceptions.SSLError as exc:
-            if verify and "certificate verify failed" in str(exc).lower():
-                raise RegistryAuthError(
-                    f"TLS verification failed for {host}: its certificate is not trusted; add "
-                    "it to the system trust store, or list the host in --insecure-registry"
-                ) from None
-        except requests.exceptions.RequestException:
-            pass
-        else:
+        if _probe(host):
             return scheme, verify
         log.debug("%s does not answer over %s; trying the next transport", host, scheme)
     return plan[-1]
 
 
-def _probe(url: str, *, verify: bool) -> None:
-    """One GET without retries: any HTTP answer means the transport works."""
-    if not verify:
-        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-    with requests.Session() as http:
-        http.get(url, timeout=_PROBE_TIMEOUT, verify=verify, allow_redirects=False).close()
+def _probe(host: str) -> bool:
+    """One TLS handshake with `host` (through the proxy the variables name for it)."""
+    transport = Transport(user_agent="gitlab-xacct")
+    try:
+        return transport.speaks_tls(host, _PROBE_TIMEOUT)
+    finally:
+        transport.close()
 
 
 def _hostname(host: str) -> str:

@@ -14,11 +14,13 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-
-import requests
+from typing import TYPE_CHECKING
 
 from gitlab_xacct.errors import RegistryUnreachable
+from gitlab_xacct.registry.transport import ConnectTimeout, ReadTimeout, TransportError
+
+if TYPE_CHECKING:
+    from gitlab_xacct.registry.transport import Response
 
 # Answers worth asking again: rate limited, or the registry (or its load balancer) is struggling.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -78,7 +80,7 @@ def with_attempts(message: str, attempts: int) -> str:
     return f"{head} after {attempts} attempts{sep}{advice}"
 
 
-def retry_after(response: requests.Response) -> float | None:
+def retry_after(response: Response) -> float | None:
     """The `Retry-After` of an answer in seconds: delta-seconds or an HTTP date; None when
     absent or unreadable (a past date counts as 0)."""
     value = response.headers.get("Retry-After", "").strip()
@@ -86,6 +88,8 @@ def retry_after(response: requests.Response) -> float | None:
         return None
     if value.isdigit():
         return float(value)
+    from email.utils import parsedate_to_datetime  # rare: an HTTP date
+
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -95,7 +99,7 @@ def retry_after(response: requests.Response) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-def answer(response: requests.Response) -> str:
+def answer(response: Response) -> str:
     """An answer in a few words for a log line or an error: `HTTP 503 (Retry-After: 2)`."""
     text = f"HTTP {response.status_code}"
     if response.reason:
@@ -104,26 +108,10 @@ def answer(response: requests.Response) -> str:
     return f"{text} (Retry-After: {later.strip()})" if later else text
 
 
-def no_answer(exc: requests.exceptions.RequestException, network: Network) -> str:
+def no_answer(exc: TransportError, network: Network) -> str:
     """Why a request got no answer, naming the timeout that ran out and its variable."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
+    if isinstance(exc, ConnectTimeout):
         return f"no connection within {network.connect_timeout:g} s (XACCT_CONNECT_TIMEOUT)"
-    if isinstance(exc, requests.exceptions.ReadTimeout) or "Read timed out" in str(exc):
+    if isinstance(exc, ReadTimeout):
         return f"no answer within {network.read_timeout:g} s (XACCT_READ_TIMEOUT)"
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        text = str(exc)
-        for clue, words in _CLUES:
-            if clue in text:
-                return words
-    return type(exc).__name__
-
-
-_CLUES = (
-    ("Connection refused", "connection refused"),
-    ("Connection reset", "connection reset by peer"),
-    ("RemoteDisconnected", "connection closed without an answer"),
-    ("Connection aborted", "connection aborted"),
-    ("Broken pipe", "connection broken (broken pipe)"),
-    ("Name or service not known", "host name not found"),
-    ("Temporary failure in name resolution", "host name not found (DNS)"),
-)
+    return exc.reason

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from gitlab_xacct.errors import ConfigError
-from gitlab_xacct.registry.docker_archive import read_docker_archive
 from gitlab_xacct.registry.image import SourceImage
 from gitlab_xacct.registry.oci_layout import read_layout
 from gitlab_xacct.registry.reference import ImageReference, parse_reference
@@ -129,6 +128,8 @@ def _opened(
         with open_archive(spec.path, _in_layout) as files:
             yield read_layout(files, spec.ref)
     else:
+        from gitlab_xacct.registry.docker_archive import read_docker_archive  # its tables: lazy
+
         with open_archive(spec.path, lambda _name: True) as files:
             yield read_docker_archive(files, spec.ref)
 

@@ -8,13 +8,8 @@ own handle, and memory stays flat however large the layer.
 from __future__ import annotations
 
 import io
-import lzma
 import posixpath
-import shutil
 import stat
-import tarfile
-import tempfile
-import zlib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +19,8 @@ from typing import TYPE_CHECKING, BinaryIO, Literal, Protocol
 from gitlab_xacct.errors import ConfigError
 
 if TYPE_CHECKING:
+    import tarfile
+
     from _typeshed import WriteableBuffer
 
 _SPARE_BYTES = 64 * 1024 * 1024  # left free for everything else on the runner
@@ -31,7 +28,17 @@ _CHUNK = 1 << 20
 _MAX_LINK_HOPS = 8
 # Errors a damaged or hostile archive can raise while we read it.
 _StreamMode = Literal["r|gz", "r|bz2", "r|xz"]
-_ARCHIVE_ERRORS = (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError)
+
+
+def _archive_errors() -> tuple[type[BaseException], ...]:
+    # tarfile and the codecs load only when an archive is opened: not for a layout directory.
+    import lzma
+    import tarfile
+    import zlib
+
+    return (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError)
+
+
 # The fix for an archive or layout that is damaged, incomplete or hostile.
 EXPORT_AGAIN = "export the image again (skopeo copy, buildah push or docker save)"
 
@@ -208,6 +215,8 @@ def open_archive(path: Path, keep: Callable[[str], bool]) -> Iterator[ArchiveFil
     if compression is None:
         yield _index_in_place(path)
         return
+    import tempfile
+
     try:
         scratch = tempfile.TemporaryDirectory(prefix="xacct-source-")
     except OSError as exc:
@@ -230,6 +239,8 @@ def _compression(magic: bytes) -> _StreamMode | None:
 
 
 def _index_in_place(path: Path) -> ArchiveFiles:
+    import tarfile
+
     regular: dict[str, Section] = {}
     links: dict[str, str | None] = {}
     try:
@@ -248,12 +259,15 @@ def _index_in_place(path: Path) -> ArchiveFiles:
                 elif member.issym() or member.islnk():
                     links[name] = _link_target(name, member)
                     regular.pop(name, None)
-    except _ARCHIVE_ERRORS as exc:
+    except _archive_errors() as exc:
         raise _archive_error(path, exc) from exc
     return ArchiveFiles(path, regular, links)
 
 
 def _extract(path: Path, mode: _StreamMode, keep: Callable[[str], bool], tmp: Path) -> ArchiveFiles:
+    import shutil
+    import tarfile
+
     regular: dict[str, Section] = {}
     links: dict[str, str | None] = {}
     try:
@@ -278,7 +292,7 @@ def _extract(path: Path, mode: _StreamMode, keep: Callable[[str], bool], tmp: Pa
                 elif member.issym() or member.islnk():
                     links[name] = _link_target(name, member)
                     regular.pop(name, None)
-    except _ARCHIVE_ERRORS as exc:
+    except _archive_errors() as exc:
         raise _archive_error(path, exc) from exc
     return ArchiveFiles(path, regular, links)
 
@@ -286,6 +300,8 @@ def _extract(path: Path, mode: _StreamMode, keep: Callable[[str], bool], tmp: Pa
 def _check_room(path: Path, name: str, size: int, tmp: Path) -> None:
     """A member that would not fit is refused before a byte is written: a small compressed
     archive can declare members of any size, and a full disk fails every job on the runner."""
+    import shutil
+
     free = shutil.disk_usage(tmp).free
     if size + _SPARE_BYTES > free:
         raise ConfigError(
@@ -321,6 +337,8 @@ def _link_target(name: str, member: tarfile.TarInfo) -> str | None:
 
 
 def _archive_error(path: Path, exc: BaseException) -> ConfigError:
+    import tarfile
+
     text = str(exc)
     if isinstance(exc, EOFError) or "unexpected end" in text:
         return ConfigError(f"{path}: the tar archive is truncated; {EXPORT_AGAIN}")

@@ -132,7 +132,7 @@ def test_the_token_registry_accepts_only_what_distribution_verifies(
     url = f"{token_registry.url}/v2/team/app/tags/list"
     scope = ("repository:team/app:pull",)
     with Registry(token_registry.url, None) as raw:
-        denied = raw._session.get(url)
+        denied = raw._transport.request("GET", url)
         assert denied.status_code == 401
         assert denied.headers["WWW-Authenticate"].startswith(f'Bearer realm="{issuer.realm}"')
         for token, status in (
@@ -140,7 +140,9 @@ def test_the_token_registry_accepts_only_what_distribution_verifies(
             (issuer.token(ALICE, scope, "another-service"), 401),  # aud must be the service
             (issuer.token(ALICE, scope, "standin-registry"), 404),  # authorised; no such repo
         ):
-            answer = raw._session.get(url, headers={"Authorization": f"Bearer {token}"})
+            answer = raw._transport.request(
+                "GET", url, headers={"Authorization": f"Bearer {token}"}
+            )
             assert answer.status_code == status, answer.headers
 
 

@@ -1,4 +1,4 @@
-"""An in-process registry behind a requests adapter: the client's unit tests need no socket.
+"""An in-process registry behind a fake transport: the client's unit tests need no socket.
 
 `FakeRegistry` answers the distribution API as docker-registry 2.8 does (uploads with Range and
 Location, PATCH appends, mounts 201/202, manifests by tag or digest) with Basic or Bearer-token
@@ -9,21 +9,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import itertools
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import requests
-import urllib3
-from requests.adapters import BaseAdapter
-from requests.structures import CaseInsensitiveDict
-
 from gitlab_xacct.registry.client import Registry
+from gitlab_xacct.registry.transport import Body, Response, Transport, TransportError
 
 HOST = "registry.test"
 REALM = "https://auth.test/token"
@@ -73,9 +68,7 @@ class FakeRegistry:
 
     def client(self, base_url: str = f"https://{HOST}", **kwargs: Any) -> Registry:
         registry = Registry(base_url, kwargs.pop("credentials", None), **kwargs)
-        adapter = _Adapter(self)
-        registry._session.mount("https://", adapter)
-        registry._session.mount("http://", adapter)
+        registry._transport = FakeTransport(self)
         return registry
 
     def put_blob(self, repository: str, data: bytes) -> str:
@@ -204,56 +197,39 @@ class FakeRegistry:
         }
 
 
-class _Adapter(BaseAdapter):
+class FakeTransport(Transport):
+    """`transport.Transport` with every exchange answered by the fake registry (redirects are
+    still followed by the real code)."""
+
     def __init__(self, server: FakeRegistry) -> None:
-        super().__init__()
+        super().__init__(user_agent="fake")
         self.server = server
 
-    def send(  # type: ignore[override]
-        self, request: requests.PreparedRequest, stream: bool = False, **_: Any
-    ) -> requests.Response:
-        headers = dict(request.headers)
-        seen = Seen(request.method or "", request.url or "", headers, b"")
-        body = request.body
-        chunks = [body] if isinstance(body, bytes | str) else list(_iterate(body, seen, self))
-        seen.body = b"".join(c.encode() if isinstance(c, str) else c for c in chunks)
+    def _send(
+        self, method: str, url: str, headers: Mapping[str, str], body: Body, **_: Any
+    ) -> Response:
+        seen = Seen(method, url, dict(headers), b"")
+        chunks = [body] if isinstance(body, bytes) else list(_iterate(body, seen, self.server))
+        seen.body = b"".join(chunks)
         status, answer_headers, content = self.server.handle(seen)
-        if seen.method == "HEAD":
-            content = b""
-        response = requests.Response()
-        response.status_code = status
-        response.headers = CaseInsensitiveDict(answer_headers)
-        response.raw = urllib3.HTTPResponse(
-            body=io.BytesIO(content),
-            headers=answer_headers,
-            status=status,
-            preload_content=False,
-            decode_content=False,
-            request_method=seen.method,
-        )
-        response.url = request.url or ""
-        response.request = request
-        return response
-
-    def close(self) -> None:
-        pass
+        return Response.of(status, answer_headers, b"" if method == "HEAD" else content, url)
 
 
-def _iterate(body: object, seen: Seen, adapter: _Adapter) -> Iterable[bytes]:
+def _iterate(body: Iterable[bytes] | None, seen: Seen, server: FakeRegistry) -> Iterable[bytes]:
     """Consume a streamed body as a socket would, cutting it where a drop rule says."""
     if body is None:
         return
-    cut = next((n for rule in adapter.server.drops if (n := rule(seen)) is not None), None)
+    cut = next((n for rule in server.drops if (n := rule(seen)) is not None), None)
     sent = 0
-    for piece in body:  # type: ignore[attr-defined]
+    for piece in body:
         if cut is not None and sent + len(piece) > cut:
-            adapter.server.seen.append(seen)
-            raise requests.exceptions.ConnectionError("connection reset by peer (fake)")
+            server.seen.append(seen)
+            raise TransportError("connection reset by peer (fake)")
         sent += len(piece)
         yield piece
     if cut is not None:
-        adapter.server.seen.append(seen)
-        raise requests.exceptions.ConnectionError("connection reset by peer (fake)")
+        server.seen.append(seen)
+        raise TransportError("connection reset by peer (fake)")
 
 
 def _basic(header: str) -> tuple[str | None, str | None]:

@@ -22,6 +22,7 @@ from gitlab_xacct.registry.image import OCI_CONFIG, OCI_LAYER_TAR, OCI_MANIFEST,
 from gitlab_xacct.registry.progress import Progress
 from gitlab_xacct.registry.push import EngineOptions, Target, _counted, push_many
 from gitlab_xacct.registry.tee import Tee
+from gitlab_xacct.registry.transport import Response
 
 CODES: dict[int, int] = {signal.SIGTERM.value: 143, signal.SIGINT.value: 130}
 WAIT = 5.0  # a signal to ourselves is handled at once; this only bounds a broken handler
@@ -213,17 +214,9 @@ LAYER = Blob(digest=_digest(DATA), size=len(DATA), media_type=OCI_LAYER_TAR,
              open=lambda: io.BytesIO(DATA))  # fmt: skip
 
 
-class _Response:
-    """What ResponseStream reads: `raw.read(n, decode_content=False)`."""
-
-    def __init__(self) -> None:
-        self.raw = self
-
-    def read(self, n: int, decode_content: bool = True) -> bytes:
-        return DATA[:n]
-
-    def close(self) -> None:
-        pass
+def _response() -> Response:
+    """What ResponseStream reads: an answer whose body is DATA."""
+    return Response.of(200, {}, DATA, "http://registry.test/v2/")
 
 
 def _tee_reads() -> None:
@@ -240,7 +233,7 @@ LOOPS: dict[str, Callable[[], object]] = {
     "monolithic upload body": lambda: list(VerifiedStream(LAYER)),
     "chunked upload body": lambda: list(_Reader(LAYER).piece(0, len(DATA))),
     "counted source read": lambda: _counted(LAYER, Progress(len(DATA), 1)).open().read(),
-    "source registry stream": lambda: ResponseStream(_Response()).read(1024),  # type: ignore[arg-type]
+    "source registry stream": lambda: ResponseStream(_response()).read(1024),
     "tee feeding two uploads": _tee_reads,
 }
 

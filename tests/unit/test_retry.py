@@ -8,16 +8,15 @@ import io
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from typing import Any
 
 import pytest
-import requests
 
 from gitlab_xacct.commands.copy import CopySettings
 from gitlab_xacct.errors import ConfigError, PushError, RegistryUnreachable
 from gitlab_xacct.registry.client import Credentials, Registry
 from gitlab_xacct.registry.image import OCI_LAYER_TAR, OCI_MANIFEST, Blob
 from gitlab_xacct.registry.retry import Network, retry_after
+from gitlab_xacct.registry.transport import ReadTimeout, Response, TransportError
 from gitlab_xacct.secrets import Secret
 from tests.unit.httpfake import HOST, REALM, FakeRegistry, Seen, digest
 
@@ -44,10 +43,8 @@ def answering(*answers: tuple[int, dict[str, str]], method: str) -> object:
     return rule
 
 
-def response(headers: dict[str, str]) -> requests.Response:
-    answer = requests.Response()
-    answer.headers.update(headers)
-    return answer
+def response(headers: dict[str, str]) -> Response:
+    return Response.of(200, headers, b"", f"https://{HOST}/v2/")
 
 
 # ---- the policy ----------------------------------------------------------------------------
@@ -129,12 +126,12 @@ def test_no_answer_is_retried_then_named_with_the_attempts(
 ) -> None:
     calls: list[str] = []
 
-    def stalled(*_args: object, **_kwargs: object) -> requests.Response:
+    def stalled(*_args: object, **_kwargs: object) -> Response:
         calls.append("send")
-        raise requests.exceptions.ReadTimeout("Read timed out. (read timeout=1.5)")
+        raise ReadTimeout("read timed out")
 
     registry = Registry(f"https://{HOST}", None, network=Network(read_timeout=1.5, retries=1))
-    monkeypatch.setattr(registry._session, "request", stalled)
+    monkeypatch.setattr(registry._transport, "request", stalled)
     with registry, pytest.raises(RegistryUnreachable) as caught:
         registry.ping()
     assert len(calls) == 2
@@ -217,16 +214,16 @@ def test_a_manifest_body_cut_off_is_asked_for_again(
 ) -> None:
     server = FakeRegistry()
     server.manifests[("team/app", "v1")] = (MANIFEST, OCI_MANIFEST)
-    original = requests.Response.iter_content
+    original = Response.read
     cuts = [1]
 
-    def iter_content(self: requests.Response, *args: Any, **kwargs: Any) -> Iterator[bytes]:
+    def read(self: Response, size: int = -1) -> bytes:
         if cuts:
             cuts.pop()
-            raise requests.exceptions.ConnectionError("Connection reset by peer")
-        return original(self, *args, **kwargs)
+            raise TransportError("the answer broke off (connection reset by peer)")
+        return original(self, size)
 
-    monkeypatch.setattr(requests.Response, "iter_content", iter_content)
+    monkeypatch.setattr(Response, "read", read)
     with server.client() as registry:
         assert registry.get_manifest("team/app", "v1") == (MANIFEST, OCI_MANIFEST)
     assert len(server.requests_to("GET", "/manifests/")) == 2

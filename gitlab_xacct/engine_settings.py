@@ -1,0 +1,64 @@
+"""The push engine's settings, shared by `push` and `copy`: platforms, parallelism, tags kept,
+and how hard to try the network. Kept apart from `settings` so that `copy` does not import (and
+compile the checks of) everything `push` resolves."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import replace
+
+from gitlab_xacct.errors import ConfigError
+from gitlab_xacct.options import Resolver
+from gitlab_xacct.registry.platforms import Platform, parse_platform
+from gitlab_xacct.registry.push import DEFAULT_PARALLELISM, EngineOptions
+from gitlab_xacct.registry.retry import Network
+
+
+def platform_list(r: Resolver) -> tuple[tuple[Platform, ...], str]:
+    listed = r.list("platforms")
+    if not listed:
+        return (), "XACCT_PLATFORMS"
+    return tuple(parse_platform(p, listed[1]) for p in listed[0]), listed[1]
+
+
+def engine_options(r: Resolver) -> EngineOptions:
+    found = r.get("parallelism")
+    parallelism = DEFAULT_PARALLELISM
+    if found:
+        value, origin = found
+        if not re.fullmatch(r"[0-9]+", value.strip()) or not 1 <= int(value) <= 32:
+            raise ConfigError(f"{origin}: {value!r} is not a number of uploads from 1 to 32")
+        parallelism = int(value)
+    return EngineOptions(
+        parallelism=parallelism,
+        skip_existing_tags=r.boolean("skip_existing_tags"),
+        network=_network(r),
+    )
+
+
+def _network(r: Resolver) -> Network:
+    """XACCT_CONNECT_TIMEOUT, XACCT_READ_TIMEOUT (seconds, up to an hour), XACCT_RETRIES."""
+    default = Network()
+    seconds = {"connect_timeout": default.connect_timeout, "read_timeout": default.read_timeout}
+    for name in seconds:
+        found = r.get(name)
+        if found:
+            value, origin = found
+            try:
+                number = float(value)
+            except ValueError:
+                number = math.nan
+            if not 0 < number <= 3600:  # NaN fails too
+                raise ConfigError(
+                    f"{origin}: {value!r} is not a number of seconds from 0 to 3600 (e.g. 30)"
+                )
+            seconds[name] = number
+    retries = default.retries
+    found = r.get("retries")
+    if found:
+        value, origin = found
+        if not re.fullmatch(r"[0-9]+", value.strip()) or not 0 <= int(value) <= 10:
+            raise ConfigError(f"{origin}: {value!r} is not a number of retries from 0 to 10")
+        retries = int(value)
+    return replace(default, retries=retries, **seconds)
