@@ -1,8 +1,9 @@
-"""HTTP/1.1 for the registry client, on the standard library's `http.client`.
+"""HTTP/1.1 for the registry client: connections, TLS, proxies and redirects over `http1.py`.
 
-A copy is a handful of requests; importing requests and urllib3 cost more than all of them when
-every blob is already in place (scenario 2 of `docs/benchmarks.md`). This module gives the client
-what it used from them, and nothing else:
+A copy is a handful of requests; importing requests and urllib3 (or even `http.client`, which
+brings the `email` package) cost more than all of them when every blob is already in place
+(scenario 2 of `docs/benchmarks.md`). This module gives the client what it used from them, and
+nothing else:
 
 - keep-alive connections pooled per (scheme, host, port, TLS mode, proxy), shared by threads;
   an idle connection the peer has closed is noticed before it is used;
@@ -22,7 +23,6 @@ No answer at all is a `TransportError` whose `reason` says why in a few words.
 from __future__ import annotations
 
 import base64
-import http.client
 import io
 import os
 import select
@@ -30,10 +30,11 @@ import socket
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import unquote, urljoin, urlsplit
 
-from gitlab_xacct.errors import ConfigError
+from gitlab_xacct.errors import ConfigError, PushError
+from gitlab_xacct.registry import http1
 from gitlab_xacct.secrets import Secret
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 MAX_REDIRECTS = 10
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _BUFFERED_LIMIT = 1024 * 1024  # a non-streamed answer is read whole up to this, then cut
+_READ_BUFFER = 64 * 1024  # the socket reader's buffer: answer heads, small bodies, chunk sizes
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -114,7 +116,7 @@ class Response:
         headers: Headers,
         url: str,
         *,
-        body: Any,  # a readable binary object: http.client.HTTPResponse or io.BytesIO
+        body: Any,  # with readinto(): an `http1.Body` on the connection, or io.BytesIO
         release: Any = None,  # called with True when the connection can be reused
     ) -> None:
         self.status_code = status_code
@@ -131,9 +133,7 @@ class Response:
         is a TransportError."""
         try:
             count: int = self._body.readinto(buffer)
-            if not count and buffer and _cut_short(self._body):
-                raise http.client.IncompleteRead(b"")
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, http1.ProtocolError) as exc:
             self.close()
             raise TransportError(f"the answer broke off ({_why(exc)})") from None
         if not count:
@@ -212,20 +212,21 @@ class _Route:
         return host if default else f"{host}:{self.port}"
 
 
-class _Connection(http.client.HTTPConnection):
+class _Connection:
     """One connection of a route: dialled with the connect timeout, tunnelled through the proxy
     when there is one, wrapped in TLS for https, then given the read timeout."""
 
     def __init__(self, route: _Route, timeouts: tuple[float, float]) -> None:
-        dial = route.proxy or route
-        super().__init__(dial.host, dial.port)
         self.route = route
         self.timeouts = timeouts
+        self.sock: socket.socket | None = None
+        self.reader: io.BufferedReader | None = None
 
     def connect(self) -> None:
         route = self.route
+        dial = route.proxy or route
         connect_timeout, read_timeout = self.timeouts
-        sock = _dial(self.host, self.port, connect_timeout)
+        sock = _dial(dial.host, dial.port, connect_timeout)
         try:
             if route.proxy is not None and route.scheme == "https":
                 _tunnel(sock, route, route.proxy)
@@ -236,11 +237,19 @@ class _Connection(http.client.HTTPConnection):
             sock.close()
             raise
         self.sock = sock
+        self.reader = cast(io.BufferedReader, sock.makefile("rb", buffering=_READ_BUFFER))
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+        if self.sock is not None:
+            self.sock.close()
+        self.sock = self.reader = None
 
     def dropped(self) -> bool:
         """An idle connection the peer closed (or wrote to out of turn): not reusable."""
         if self.sock is None:
-            return False  # http.client connects it on the next request
+            return False  # connected on its next request
         try:
             readable, _, _ = select.select([self.sock], [], [], 0)
         except (OSError, ValueError):
@@ -350,22 +359,30 @@ class Transport:
             target = f"http://{route.netloc}{target}"  # a forward proxy takes absolute targets
         connection = self._checkout(route, timeout)
         try:
-            raw = _exchange(connection, method, target, self._headers(route, headers, body), body)
+            answer, reader = _exchange(
+                connection, method, target, self._headers(route, headers, body), body
+            )
         except BaseException:
             connection.close()
             raise
-        answer = Headers(raw.getheaders())
+        body_reader = http1.Body(reader, answer)
 
         def release(reuse: bool) -> None:
-            if reuse and not raw.will_close and raw.isclosed():
+            if reuse and body_reader.done and not answer.will_close:
                 self._checkin(connection)
             else:
-                raw.close()
                 connection.close()
 
-        response = Response(raw.status, raw.reason, answer, url, body=raw, release=release)
+        response = Response(
+            answer.status,
+            answer.reason,
+            Headers(answer.fields),
+            url,
+            body=body_reader,
+            release=release,
+        )
         if method == "HEAD" or not stream:
-            _buffer(response, raw)
+            _buffer(response)
         return response
 
     def _headers(self, route: _Route, given: Mapping[str, str], body: Body) -> dict[str, str]:
@@ -400,47 +417,48 @@ class Transport:
 
 
 def _exchange(
-    connection: _Connection, method: str, target: str, headers: Mapping[str, str], body: Body
-) -> http.client.HTTPResponse:
-    """Send the request and read the answer's status and headers; errors of the network mapped
-    to TransportError, errors of the body's own source passed on as they are."""
+    connection: _Connection, method: str, target: str, headers: dict[str, str], body: Body
+) -> tuple[http1.Answer, io.BufferedReader]:
+    """Send the request and read the answer's head; errors of the network mapped to
+    TransportError, errors of the body's own source passed on as they are."""
+    if body is None and method in ("POST", "PUT", "PATCH"):
+        headers["Content-Length"] = "0"
+    try:
+        head = http1.request_head(method, target, headers)
+    except ValueError as exc:  # a hostile Location, say: never sent, never retried
+        raise PushError(str(exc)) from None
     try:
         if connection.sock is None:
             connection.connect()
-        connection.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
-        for name, value in headers.items():
-            connection.putheader(name, value)
-        if body is None and method in ("POST", "PUT", "PATCH"):
-            connection.putheader("Content-Length", "0")
-        connection.endheaders(body if isinstance(body, bytes) else None)
-    except TransportError:
-        raise
-    except (OSError, http.client.HTTPException) as exc:
+        sock, reader = connection.sock, connection.reader
+        if sock is None or reader is None:
+            raise TransportError("connection closed")
+        sock.sendall(head + body if isinstance(body, bytes) else head)
+    except OSError as exc:
         raise _mapped(exc) from None
     if body is not None and not isinstance(body, bytes):
         for piece in body:  # the source's errors (a corrupt blob, a cancel) pass through
             try:
-                connection.send(piece)
-            except (OSError, http.client.HTTPException) as exc:
+                sock.sendall(piece)
+            except OSError as exc:
                 raise _mapped(exc) from None
     try:
-        return connection.getresponse()
-    except (OSError, http.client.HTTPException) as exc:
+        return http1.read_answer(reader, method), reader
+    except (OSError, http1.ProtocolError) as exc:
         raise _mapped(exc) from None
 
 
-def _buffer(response: Response, raw: http.client.HTTPResponse) -> None:
+def _buffer(response: Response) -> None:
     """Read a non-streamed answer whole (bounded), so its connection goes back to the pool."""
     data = bytearray()
+    piece = bytearray(64 * 1024)
     try:
         while len(data) <= _BUFFERED_LIMIT:
-            piece = raw.read(min(64 * 1024, _BUFFERED_LIMIT + 1 - len(data)))
-            if not piece:
+            count = response._body.readinto(piece)
+            if not count:
                 break
-            data += piece
-        if _cut_short(raw):
-            raise http.client.IncompleteRead(bytes(data))
-    except (OSError, http.client.HTTPException) as exc:
+            data += piece[:count]
+    except (OSError, http1.ProtocolError) as exc:
         response.close()
         raise TransportError(f"the answer broke off ({_why(exc)})") from None
     if len(data) > _BUFFERED_LIMIT:
@@ -449,12 +467,6 @@ def _buffer(response: Response, raw: http.client.HTTPResponse) -> None:
     else:
         response._finish(reuse=True)
     response._body = io.BytesIO(bytes(data))
-
-
-def _cut_short(body: object) -> bool:
-    """The connection ended before the Content-Length promised: http.client reads that as a
-    normal end (for compatibility, its comment says), a broken-off answer for us."""
-    return isinstance(body, http.client.HTTPResponse) and body.isclosed() and bool(body.length)
 
 
 def _dial(host: str, port: int, timeout: float) -> socket.socket:
@@ -474,17 +486,20 @@ def _tunnel(sock: socket.socket, route: _Route, proxy: Proxy) -> None:
     """CONNECT through an HTTP proxy: afterwards the socket speaks to the target."""
     host = f"[{route.host}]" if ":" in route.host else route.host
     authority = f"{host}:{route.port}"
-    lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]
+    headers = {"Host": authority}
     if proxy.authorization:
-        lines.append(f"Proxy-Authorization: {proxy.authorization}")
+        headers["Proxy-Authorization"] = proxy.authorization
+    # Unbuffered: the proxy's answer must not be read past its end, where TLS begins.
+    reader = sock.makefile("rb", buffering=0)
     try:
-        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        answer = http.client.HTTPResponse(sock, method="CONNECT")
-        answer.begin()
+        sock.sendall(http1.request_head("CONNECT", authority, headers))
+        answer = http1.read_answer(reader, "CONNECT")
     except TimeoutError:
         raise ConnectTimeout(f"the proxy {proxy.host}:{proxy.port} did not answer") from None
-    except (OSError, http.client.HTTPException) as exc:
+    except (OSError, http1.ProtocolError) as exc:
         raise _mapped(exc) from None
+    finally:
+        reader.close()
     if answer.status != 200:
         raise TransportError(
             f"the proxy {proxy.host}:{proxy.port} refused to connect to {authority} "
@@ -541,11 +556,9 @@ def _mapped(exc: BaseException) -> TransportError:
     return TransportError(_why(exc))
 
 
-# Most specific first: RemoteDisconnected is a ConnectionResetError, all of them OSErrors.
+# Most specific first: all of them are OSErrors.
 _WORDS: tuple[tuple[type[BaseException], str], ...] = (
     (TimeoutError, "read timed out"),
-    (http.client.RemoteDisconnected, "connection closed without an answer"),
-    (http.client.IncompleteRead, "connection closed mid-body"),
     (ConnectionRefusedError, "connection refused"),
     (ConnectionResetError, "connection reset by peer"),
     (ConnectionAbortedError, "connection aborted"),
@@ -554,14 +567,14 @@ _WORDS: tuple[tuple[type[BaseException], str], ...] = (
 
 
 def _why(exc: BaseException) -> str:
+    if isinstance(exc, http1.ProtocolError):
+        return exc.reason
     for kind, words in _WORDS:
         if isinstance(exc, kind):
             return words
     if isinstance(exc, socket.gaierror):
         dns = " (DNS)" if exc.errno == socket.EAI_AGAIN else ""
         return f"host name not found{dns}"
-    if isinstance(exc, http.client.HTTPException):
-        return f"not an HTTP answer ({type(exc).__name__})"
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror.lower()
     return type(exc).__name__
