@@ -1,13 +1,18 @@
-"""The STS calls (base identity, AssumeRoleWithWebIdentity, AssumeRole), each made a session."""
+"""The STS calls (base identity, AssumeRoleWithWebIdentity, AssumeRole), each made a session.
+
+Sessions are botocore's, not boto3's: boto3 adds nothing the job uses and imports s3transfer and
+its resource machinery (about 0.1 s of every push). One botocore session serves every identity
+of the process, so its data files and handlers are set up once; an assumed role's clients get
+that role's credentials explicitly.
+"""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal, overload
 
-import boto3
 import botocore.session
 from botocore import UNSIGNED
 from botocore.config import Config
@@ -19,7 +24,10 @@ from gitlab_xacct.errors import IdentityError
 from gitlab_xacct.secrets import mask, register
 
 if TYPE_CHECKING:
-    from botocore.loaders import Loader
+    from botocore.credentials import Credentials
+    from mypy_boto3_ecr import ECRClient
+    from mypy_boto3_iam import IAMClient
+    from mypy_boto3_sts import STSClient
     from mypy_boto3_sts.type_defs import CredentialsTypeDef
 
     from gitlab_xacct.settings import Hop, WebIdentity
@@ -45,30 +53,86 @@ def client_config(*, unsigned: bool = False) -> Config:
 class AssumedRole:
     """Credentials of a role session; every AWS call after a hop uses these only."""
 
-    session: boto3.Session
+    session: Session
     arn: str  # arn:PARTITION:sts::ACCOUNT:assumed-role/NAME/SESSION
     account: str
     access_key_id: str
     expiration: datetime
 
 
-_loader: Loader | None = None
+class Session:
+    """One AWS identity: the runner's own (botocore's default chain), or explicit credentials
+    (an assumed role). The part of boto3.Session the tool uses."""
+
+    def __init__(
+        self,
+        core: botocore.session.Session,
+        *,
+        credentials: tuple[str, str, str | None] | None = None,  # key id, secret, token
+        region_name: str | None = None,
+    ) -> None:
+        self._core = core
+        self._credentials = credentials
+        self._region = region_name
+
+    @property
+    def region_name(self) -> str | None:
+        return self._region or self._core.get_config_variable("region")
+
+    def get_credentials(self) -> Credentials | None:
+        if self._credentials is None:
+            return self._core.get_credentials()
+        from botocore.credentials import Credentials
+
+        return Credentials(*self._credentials)
+
+    @overload
+    def client(
+        self, service_name: Literal["sts"], *, region_name: str | None = ..., config: Config
+    ) -> STSClient: ...
+    @overload
+    def client(
+        self, service_name: Literal["ecr"], *, region_name: str | None = ..., config: Config
+    ) -> ECRClient: ...
+    @overload
+    def client(
+        self, service_name: Literal["iam"], *, region_name: str | None = ..., config: Config
+    ) -> IAMClient: ...
+    def client(self, service_name: str, *, region_name: str | None = None, config: Config) -> Any:
+        key, secret, token = self._credentials or (None, None, None)
+        return self._core.create_client(
+            service_name,
+            region_name=region_name or self._region,
+            config=config,
+            aws_access_key_id=key,
+            aws_secret_access_key=secret,
+            aws_session_token=token,
+        )
 
 
-def new_session(**credentials: str) -> boto3.Session:
-    """A boto3 session that reads botocore's data files (endpoints, partitions, service models)
-    only once per process: each session otherwise loads its own, ~80 ms apiece, and a push
-    makes one per identity (the runner's, every hop)."""
-    global _loader  # noqa: PLW0603 - one cache per process, filled by the first session
-    core = botocore.session.get_session()
-    if _loader is None:
-        _loader = core.get_component("data_loader")
-    else:
-        core.register_component("data_loader", _loader)
-    return boto3.Session(botocore_session=core, **credentials)
+_core: botocore.session.Session | None = None
 
 
-def base_session() -> boto3.Session:
+def new_session(
+    *,
+    aws_access_key_id: str | None = None,
+    aws_secret_access_key: str | None = None,
+    aws_session_token: str | None = None,
+    region_name: str | None = None,
+) -> Session:
+    """A session on the process's one botocore session: botocore's data files (endpoints,
+    partitions, service models) and event handlers are set up once, not per identity (about
+    0.1 s apiece; a push has one identity per hop and the runner's)."""
+    global _core  # noqa: PLW0603 - one per process, made by the first session
+    if _core is None:
+        _core = botocore.session.get_session()
+    credentials = None
+    if aws_access_key_id and aws_secret_access_key:
+        credentials = (aws_access_key_id, aws_secret_access_key, aws_session_token)
+    return Session(_core, credentials=credentials, region_name=region_name)
+
+
+def base_session() -> Session:
     """The runner's own identity: instance profile, task role, IRSA, AWS_PROFILE, static keys."""
     session = new_session()
     credentials = session.get_credentials()
@@ -80,7 +144,7 @@ def base_session() -> boto3.Session:
     return session
 
 
-def caller_arn(session: boto3.Session, region: str) -> str | None:
+def caller_arn(session: Session, region: str) -> str | None:
     """Who a session is, for messages and the chaining check; None when even that is refused."""
     try:
         sts = session.client("sts", region_name=region, config=client_config())
@@ -110,7 +174,7 @@ def assume_with_web_identity(
 
 
 def assume_role(
-    caller: boto3.Session,
+    caller: Session,
     hop: Hop,
     *,
     label: str,

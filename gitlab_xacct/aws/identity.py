@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import logging
 
-import boto3
-
 from gitlab_xacct.aws.credentials import (
     AssumedRole,
+    Session,
     assume_role,
     assume_with_web_identity,
     base_session,
@@ -24,7 +23,7 @@ CHAINED_MAX_SECONDS = 3600  # AWS caps role sessions assumed with role credentia
 def assume_target(identity: IdentitySettings) -> AssumedRole:
     """Every hop in order; the result holds the target role's credentials only."""
     hops = identity.hops
-    caller: boto3.Session
+    caller: Session
     if identity.web_identity:
         check_chained_duration(identity, 1)
         web = assume_with_web_identity(

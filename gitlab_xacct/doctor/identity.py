@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from gitlab_xacct.aws import iam
 from gitlab_xacct.aws.credentials import (
     AssumedRole,
+    Session,
     assume_role,
     assume_with_web_identity,
     base_session,
@@ -47,7 +47,7 @@ _KINDS = (
 
 @dataclass(frozen=True)
 class Caller:
-    session: boto3.Session
+    session: Session
     arn: str
 
     @property

@@ -17,10 +17,9 @@ from enum import Enum
 from typing import Any
 from urllib.parse import unquote
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from gitlab_xacct.aws.credentials import client_config
+from gitlab_xacct.aws.credentials import Session, client_config
 from gitlab_xacct.aws.explain import principal_for
 
 _USER = re.compile(r"arn:[\w-]+:iam::\d{12}:user/(?:.*/)?(?P<name>[^/]+)")
@@ -33,7 +32,7 @@ class Verdict(Enum):
     UNKNOWN = "unknown"  # the policies could not be read
 
 
-def verdict(session: boto3.Session, caller_arn: str, action: str, resource: str) -> Verdict:
+def verdict(session: Session, caller_arn: str, action: str, resource: str) -> Verdict:
     try:
         documents = list(_documents(session, principal_for(caller_arn)))
     except (ClientError, BotoCoreError, KeyError, TypeError, ValueError):
@@ -54,7 +53,7 @@ def evaluate(documents: list[dict[str, Any]], action: str, resource: str) -> Ver
     return Verdict.ALLOWED if allowed else Verdict.NOT_ALLOWED
 
 
-def _documents(session: boto3.Session, principal: str) -> Iterator[dict[str, Any]]:
+def _documents(session: Session, principal: str) -> Iterator[dict[str, Any]]:
     """Inline and attached policies of an IAM user (and its groups) or a role."""
     iam = session.client("iam", config=client_config())
     user, role = _USER.fullmatch(principal), _ROLE.fullmatch(principal)

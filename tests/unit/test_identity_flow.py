@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 import pytest
 
 from gitlab_xacct.aws import identity as flow
-from gitlab_xacct.aws.credentials import AssumedRole
+from gitlab_xacct.aws.credentials import AssumedRole, Session, new_session
 from gitlab_xacct.errors import ConfigError, IdentityError
 from gitlab_xacct.options import IDENTITY_OPTIONS, Resolver
 from gitlab_xacct.settings import Hop, IdentitySettings, WebIdentity
@@ -32,24 +31,24 @@ class Recorder:
         monkeypatch.setattr(flow, "assume_role", self.assume_role)
         monkeypatch.setattr(flow, "assume_with_web_identity", self.web)
 
-    def base_session(self) -> boto3.Session:
+    def base_session(self) -> Session:
         self.calls.append(("base", None))
-        return boto3.Session(region_name="eu-west-1")
+        return new_session(region_name="eu-west-1")
 
-    def caller_arn(self, _session: boto3.Session, _region: str) -> str:
+    def caller_arn(self, _session: Session, _region: str) -> str:
         self.calls.append(("whoami", None))
         return self.caller
 
     def role(self, arn: str) -> AssumedRole:
         return AssumedRole(
-            session=boto3.Session(region_name="eu-west-1"),
+            session=new_session(region_name="eu-west-1"),
             arn=arn,
             account=arn.split(":")[4],
             access_key_id="ASIA",
             expiration=datetime(2030, 1, 1, tzinfo=UTC),
         )
 
-    def assume_role(self, _caller: boto3.Session, hop: Hop, **kw: Any) -> AssumedRole:
+    def assume_role(self, _caller: Session, hop: Hop, **kw: Any) -> AssumedRole:
         self.calls.append(("assume", (str(hop.role), kw["label"], kw["tags"])))
         account, name = hop.role.account, hop.role.name
         return self.role(f"arn:aws:sts::{account}:assumed-role/{name}/s")

@@ -10,12 +10,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import boto3
 import pytest
 
 from gitlab_xacct import docker_config
 from gitlab_xacct.aws import ecr
-from gitlab_xacct.aws.credentials import AssumedRole
+from gitlab_xacct.aws.credentials import AssumedRole, new_session
 from gitlab_xacct.cli import main
 from gitlab_xacct.commands import login as login_command
 from gitlab_xacct.errors import ConfigError, IdentityError, RegistryAuthError
@@ -219,7 +218,7 @@ def fake_aws(monkeypatch: pytest.MonkeyPatch) -> Calls:
     calls: Calls = []
 
     def assume(_identity: object) -> AssumedRole:
-        session = boto3.Session(aws_access_key_id="AKIDFAKE", aws_secret_access_key="fake")
+        session = new_session(aws_access_key_id="AKIDFAKE", aws_secret_access_key="fake")
         arn = "arn:aws:sts::222222222222:assumed-role/OurThingBuildRole/s"
         return AssumedRole(session, arn, "222222222222", "AKIDFAKE", EXPIRES)
 
