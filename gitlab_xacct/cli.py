@@ -138,6 +138,32 @@ GROUPS: dict[str, str] = {
 }
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's, minus its `import shutil` (and bz2, lzma) on every start: argparse makes a
+    formatter for each option it adds, and asks shutil for the terminal's width each time."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        super().__init__(prog, indent_increment, max_help_position, width or _columns() - 2)
+
+
+def _columns() -> int:
+    """The terminal's width as shutil.get_terminal_size() finds it: COLUMNS, else stdout's."""
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line like every other error (exit 2), and a misspelt
     flag gets a "did you mean". Sub-command parsers are made of the same class."""
@@ -163,7 +189,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         prog="gitlab-xacct",
         description="Push container images from a GitLab job into ECR in another AWS account.",
         epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Formatter,
     )
     parser.add_argument("--version", action="version", version=f"gitlab-xacct {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -183,7 +209,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             description=f"{command.description} A flag with a variable in brackets falls back "
             "to that variable.",
             epilog=EXIT_CODES,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            formatter_class=_Formatter,
         )
         for dest, metavar, help_text in command.positionals:
             sub.add_argument(dest, metavar=metavar, help=help_text)

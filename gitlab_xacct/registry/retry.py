@@ -13,7 +13,6 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from gitlab_xacct.errors import RegistryUnreachable
@@ -88,7 +87,8 @@ def retry_after(response: Response) -> float | None:
         return None
     if value.isdigit():
         return float(value)
-    from email.utils import parsedate_to_datetime  # rare: an HTTP date
+    from datetime import UTC, datetime  # rare: an HTTP date
+    from email.utils import parsedate_to_datetime
 
     try:
         when = parsedate_to_datetime(value)
