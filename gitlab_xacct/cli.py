@@ -14,7 +14,6 @@ from typing import NoReturn, cast
 
 from gitlab_xacct import __version__, cancel
 from gitlab_xacct import log as xlog
-from gitlab_xacct._malloc import keep_transfer_buffers
 from gitlab_xacct.errors import ConfigError, XacctError
 from gitlab_xacct.options import Option
 from gitlab_xacct.secrets import mask, register
@@ -244,7 +243,6 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     flags = {k: v for k, v in vars(args).items() if k not in ("command", "subcommand")}
     debug = bool(flags.get("debug")) or env.get("XACCT_DEBUG", "").lower() in ("1", "true", "yes")
     xlog.setup(debug=debug)
-    keep_transfer_buffers()
     with cancel.installed():  # SIGTERM (a cancelled job) and SIGINT become cancel.Cancelled
         try:
             return _run(name, env, flags)
