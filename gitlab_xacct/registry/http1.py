@@ -139,6 +139,7 @@ def _fields(reader: Readable) -> list[tuple[str, str]]:
             fields[-1] = (name, f"{value} {text.strip()}")
             continue
         name, colon, value = text.partition(":")
+        name = name.rstrip()  # "Name : value": a proxy must strip it (RFC 9112 5.1); we do too
         if not colon or not _TOKEN.fullmatch(name):
             raise ProtocolError("not an HTTP answer (a malformed header field)")
         fields.append((name, value.strip()))

@@ -68,6 +68,11 @@ def test_answers_that_never_have_a_body(head: bytes, method: str) -> None:
     assert reader.read() == b"NEXT"
 
 
+def test_whitespace_before_a_colon_is_tolerated() -> None:
+    answer, data, _ = parse(b"HTTP/1.1 200 OK\r\nContent-Length : 2\r\nX-A:1\r\n\r\nok")
+    assert (answer.fields, data) == ([("Content-Length", "2"), ("X-A", "1")], b"ok")
+
+
 def test_interim_answers_are_skipped_and_folded_values_joined() -> None:
     raw = (
         b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
