@@ -14,6 +14,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable
+from functools import partial
 from typing import BinaryIO, cast
 from urllib.parse import urlencode, urljoin, urlsplit
 
@@ -133,12 +134,30 @@ class Registry:
         noted for `check`), or, when there was none, RegistryUnreachable says how many tries.
         """
         repeat = method in _SAFE if retry is None else retry
-        attempts = self.network.attempts if repeat else 1
+        return self._retried(
+            method,
+            path_or_url,
+            partial(
+                self._authenticated,
+                method,
+                path_or_url,
+                scopes=scopes,
+                body=body,
+                headers=headers,
+                stream=stream,
+            ),
+            self.network.attempts if repeat else 1,
+        )
+
+    def _retried(
+        self, method: str, path_or_url: str, sending: Callable[[], Response], attempts: int
+    ) -> Response:
+        """`sending()` until an answer not worth repeating (no answer, 429 and 5xx are), at most
+        `attempts` times with backoff; the last answer (its attempts noted for `check`), or
+        NoAnswer naming the attempts."""
         for attempt in range(1, attempts + 1):
             try:
-                response = self._authenticated(
-                    method, path_or_url, scopes=scopes, body=body, headers=headers, stream=stream
-                )
+                response = sending()
             except NoAnswer as exc:
                 if attempt == attempts:
                     raise NoAnswer(with_attempts(str(exc), attempt), exc.reason) from None
@@ -252,20 +271,8 @@ class Registry:
             headers["Authorization"] = f"Basic {Secret(pair).reveal()}"  # registered for masking
         query = urlencode(params)
         target = f"{url}{'&' if '?' in url else '?'}{query}" if query else url
-        attempts = self.network.attempts
-        for attempt in range(1, attempts + 1):
-            try:
-                response = self._request("GET", target, headers=headers, verify=verify)
-            except NoAnswer as exc:
-                if attempt == attempts:
-                    raise NoAnswer(with_attempts(str(exc), attempt), exc.reason) from None
-                self.pause("GET", url, attempt, exc.reason, None)
-                continue
-            if response.status_code not in RETRY_STATUSES or attempt == attempts:
-                return response
-            response.close()
-            self.pause("GET", url, attempt, answer(response), retry_after(response))
-        raise AssertionError("unreachable")
+        sending = partial(self._request, "GET", target, headers=headers, verify=verify)
+        return self._retried("GET", url, sending, self.network.attempts)
 
     def check(self, response: Response, what: str, ok: tuple[int, ...]) -> None:
         if response.status_code in ok:
