@@ -9,7 +9,7 @@ with every blob in place). Limits follow http.client's: 64 KiB per line, 100 hea
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -53,6 +53,32 @@ def request_head(method: str, target: str, headers: Mapping[str, str]) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
+class Headers(Mapping[str, str]):
+    """Response headers, case-insensitive; a repeated header's values joined with ", "."""
+
+    def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
+        self._items: dict[str, tuple[str, str]] = {}
+        for name, value in pairs:
+            key = name.lower()
+            joined = f"{self._items[key][1]}, {value}" if key in self._items else value
+            self._items[key] = (name, joined)
+
+    def __getitem__(self, name: str) -> str:
+        return self._items[name.lower()][1]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, _ in self._items.values())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"Headers({dict(self.items())!r})"
+
+
 class Answer:
     """An answer's status line and header fields, and the framing of its body."""
 
@@ -67,10 +93,8 @@ class Answer:
         self.status = status
         self.reason = reason
         self.fields = fields
-        named: dict[str, list[str]] = {}
-        for name, value in fields:
-            named.setdefault(name.lower(), []).append(value)
-        connection = {t.strip().lower() for v in named.get("connection", []) for t in v.split(",")}
+        self.headers = headers = Headers(fields)
+        connection = {t.strip().lower() for t in headers.get("connection", "").split(",")}
         self.will_close = "close" in connection or (
             version == "HTTP/1.0" and "keep-alive" not in connection
         )
@@ -79,13 +103,13 @@ class Answer:
         tunnel = method == "CONNECT" and 200 <= status < 300
         if method == "HEAD" or status in (204, 304) or status < 200 or tunnel:
             self.length = 0
-        elif named.get("transfer-encoding"):
-            codings = [c.strip().lower() for v in named["transfer-encoding"] for c in v.split(",")]
+        elif headers.get("transfer-encoding"):
+            codings = [c.strip().lower() for c in headers["transfer-encoding"].split(",")]
             if codings[-1] != "chunked":
                 raise ProtocolError(f"not an HTTP answer (transfer coding {codings[-1]!r})")
             self.chunked = True
-        elif named.get("content-length"):
-            values = {v.strip() for v in ",".join(named["content-length"]).split(",")}
+        elif headers.get("content-length"):
+            values = {v.strip() for v in headers["content-length"].split(",")}
             if len(values) != 1 or not next(iter(values)).isdecimal():
                 raise ProtocolError("not an HTTP answer (invalid Content-Length)")
             self.length = int(values.pop())

@@ -28,13 +28,14 @@ import os
 import select
 import socket
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sized
+from collections.abc import Iterable, Mapping, Sized
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 
 from gitlab_xacct.errors import ConfigError, PushError
 from gitlab_xacct.registry import http1
+from gitlab_xacct.registry.http1 import Headers
 from gitlab_xacct.secrets import Secret
 
 if TYPE_CHECKING:
@@ -77,32 +78,6 @@ class TLSError(TransportError):
     def __init__(self, reason: str, *, certificate: bool) -> None:
         super().__init__(reason)
         self.certificate = certificate
-
-
-class Headers(Mapping[str, str]):
-    """Response headers, case-insensitive; a repeated header's values joined with ", "."""
-
-    def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
-        self._items: dict[str, tuple[str, str]] = {}
-        for name, value in pairs:
-            key = name.lower()
-            joined = f"{self._items[key][1]}, {value}" if key in self._items else value
-            self._items[key] = (name, joined)
-
-    def __getitem__(self, name: str) -> str:
-        return self._items[name.lower()][1]
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._items
-
-    def __iter__(self) -> Iterator[str]:
-        return (name for name, _ in self._items.values())
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __repr__(self) -> str:
-        return f"Headers({dict(self.items())!r})"
 
 
 class Response:
@@ -311,7 +286,9 @@ class Transport:
         raise TransportError(f"more than {MAX_REDIRECTS} redirects")
 
     def route(self, url: str, *, verify: bool = True) -> _Route:
-        parts = urlsplit(url)
+        return self._route(urlsplit(url), url, verify=verify)
+
+    def _route(self, parts: SplitResult, url: str, *, verify: bool) -> _Route:
         scheme = parts.scheme.lower()
         if scheme not in _DEFAULT_PORTS or not parts.hostname:
             raise TransportError(f"not an http(s) URL: {url!r}")
@@ -350,8 +327,8 @@ class Transport:
         verify: bool,
         stream: bool,
     ) -> Response:
-        route = self.route(url, verify=verify)
         parts = urlsplit(url)
+        route = self._route(parts, url, verify=verify)
         target = parts.path or "/"
         if parts.query:
             target += "?" + parts.query
@@ -376,7 +353,7 @@ class Transport:
         response = Response(
             answer.status,
             answer.reason,
-            Headers(answer.fields),
+            answer.headers,
             url,
             body=body_reader,
             release=release,

@@ -18,7 +18,6 @@ import pytest
 from gitlab_xacct.errors import ConfigError
 from gitlab_xacct.registry.transport import (
     ConnectTimeout,
-    Headers,
     ReadTimeout,
     TLSError,
     Transport,
@@ -240,13 +239,6 @@ def _drain(transport: Transport, url: str, *, stream: bool) -> int:
     while count := response.readinto(bytearray(4096)):
         total += count
     return total
-
-
-def test_repeated_headers_are_joined_and_names_are_case_insensitive() -> None:
-    headers = Headers([("WWW-Authenticate", 'Basic realm="a"'), ("www-authenticate", "Bearer")])
-    assert headers["Www-Authenticate"] == 'Basic realm="a", Bearer'
-    assert "WWW-AUTHENTICATE" in headers
-    assert headers.get("Location") is None
 
 
 # ---- redirects -----------------------------------------------------------------------------

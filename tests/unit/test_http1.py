@@ -7,7 +7,14 @@ import io
 
 import pytest
 
-from gitlab_xacct.registry.http1 import Answer, Body, ProtocolError, read_answer, request_head
+from gitlab_xacct.registry.http1 import (
+    Answer,
+    Body,
+    Headers,
+    ProtocolError,
+    read_answer,
+    request_head,
+)
 
 
 def parse(raw: bytes, method: str = "GET") -> tuple[Answer, bytes, io.BufferedReader[io.BytesIO]]:
@@ -66,6 +73,13 @@ def test_answers_that_never_have_a_body(head: bytes, method: str) -> None:
     answer, data, reader = parse(head + b"NEXT", method)
     assert (answer.length, data) == (0, b"")
     assert reader.read() == b"NEXT"
+
+
+def test_repeated_headers_are_joined_and_names_are_case_insensitive() -> None:
+    headers = Headers([("WWW-Authenticate", 'Basic realm="a"'), ("www-authenticate", "Bearer")])
+    assert headers["Www-Authenticate"] == 'Basic realm="a", Bearer'
+    assert "WWW-AUTHENTICATE" in headers
+    assert headers.get("Location") is None
 
 
 def test_whitespace_before_a_colon_is_tolerated() -> None:
