@@ -8,14 +8,15 @@ import socket
 import ssl
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from gitlab_xacct.errors import ConfigError
+from gitlab_xacct.errors import ConfigError, PushError
 from gitlab_xacct.registry.transport import (
     ConnectTimeout,
     ReadTimeout,
@@ -89,31 +90,53 @@ def _handler(peer: Peer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@pytest.fixture
-def peer() -> Iterator[Peer]:
+@contextmanager
+def _serving(tls: ssl.SSLContext | None = None) -> Iterator[Peer]:
+    """A Peer on a free loopback port (over TLS with `tls`), stopped with a bounded join."""
     found = Peer()
     found.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(found))
     found.server.daemon_threads = True
+    if tls is not None:
+        found.server.socket = tls.wrap_socket(found.server.socket, server_side=True)
     thread = threading.Thread(target=found.server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
-    yield found
-    found.server.shutdown()
-    found.server.server_close()
-    thread.join(timeout=5)
+    try:
+        yield found
+    finally:
+        found.server.shutdown()
+        found.server.server_close()
+        thread.join(timeout=5)
+
+
+@contextmanager
+def _one_connection(answer: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A loopback listener whose first connection `answer` handles; yields its port."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+
+        def serve() -> None:
+            connection, _ = listener.accept()
+            with connection:
+                answer(connection)
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        yield int(listener.getsockname()[1])
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def peer() -> Iterator[Peer]:
+    with _serving() as found:
+        yield found
 
 
 @pytest.fixture
 def other(peer: Peer) -> Iterator[Peer]:
     """A second server: another origin."""
-    found = Peer()
-    found.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(found))
-    found.server.daemon_threads = True
-    thread = threading.Thread(target=found.server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield found
-    found.server.shutdown()
-    found.server.server_close()
-    thread.join(timeout=5)
+    with _serving() as found:
+        yield found
 
 
 @pytest.fixture
@@ -214,23 +237,14 @@ def test_a_streamed_answer_is_read_into_the_callers_buffer(
 def test_an_answer_cut_off_mid_body_is_a_transport_error(
     transport: Transport, stream: bool
 ) -> None:
-    """http.client takes a connection closed before Content-Length for the end of the body."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
-        port = listener.getsockname()[1]
+    """A connection closed before the Content-Length is never taken for the end of the body."""
 
-        def serve() -> None:
-            connection, _ = listener.accept()
-            connection.recv(4096)
-            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 10)
-            connection.close()
+    def cut(connection: socket.socket) -> None:
+        connection.recv(4096)
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 10)
 
-        thread = threading.Thread(target=serve, daemon=True)
-        thread.start()
-        with pytest.raises(TransportError, match="broke off"):
-            _drain(transport, f"http://127.0.0.1:{port}/blob", stream=stream)
-        thread.join(timeout=5)
+    with _one_connection(cut) as port, pytest.raises(TransportError, match="broke off"):
+        _drain(transport, f"http://127.0.0.1:{port}/blob", stream=stream)
 
 
 def _drain(transport: Transport, url: str, *, stream: bool) -> int:
@@ -296,23 +310,30 @@ def test_refused_and_silent_peers_are_told_apart(transport: Transport) -> None:
 
 
 def test_a_peer_that_closes_without_answering(transport: Transport) -> None:
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
+    def hang_up(connection: socket.socket) -> None:
+        connection.recv(4096)
 
-        def serve() -> None:
-            connection, _ = listener.accept()
-            connection.recv(4096)
-            connection.close()
-
-        thread = threading.Thread(target=serve, daemon=True)
-        thread.start()
-        with pytest.raises(TransportError) as caught:
-            transport.request(
-                "GET", f"http://127.0.0.1:{listener.getsockname()[1]}/", timeout=TIMEOUT
-            )
-        thread.join(timeout=5)
+    with _one_connection(hang_up) as port, pytest.raises(TransportError) as caught:
+        transport.request("GET", f"http://127.0.0.1:{port}/", timeout=TIMEOUT)
     assert caught.value.reason == "connection closed without an answer"
+
+
+def test_a_redirect_that_would_smuggle_a_request_is_refused_not_retried(
+    transport: Transport,
+) -> None:
+    """A Location with a line break would put a second request on the connection."""
+
+    def redirect(connection: socket.socket) -> None:
+        connection.recv(4096)
+        connection.sendall(
+            b"HTTP/1.1 307 Temporary Redirect\r\n"
+            b"Location: /v2/a HTTP/1.1\r\nContent-Length: 0\r\n\r\n"
+        )
+
+    with _one_connection(redirect) as port, pytest.raises(PushError, match="unsafe request"):
+        transport.request(
+            "GET", f"http://127.0.0.1:{port}/v2/", timeout=TIMEOUT, allow_redirects=True
+        )
 
 
 # ---- TLS ------------------------------------------------------------------------------------
@@ -328,19 +349,11 @@ def tls_peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peer]:
          "-keyout", str(key), "-out", str(cert)],
         check=True, capture_output=True, timeout=60,
     )  # fmt: skip
-    found = Peer()
-    found.routes["/v2/"] = (200, {}, b"{}")
-    found.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(found))
-    found.server.daemon_threads = True
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
-    found.server.socket = context.wrap_socket(found.server.socket, server_side=True)
-    thread = threading.Thread(target=found.server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield found
-    found.server.shutdown()
-    found.server.server_close()
-    thread.join(timeout=5)
+    with _serving(context) as found:
+        found.routes["/v2/"] = (200, {}, b"{}")
+        yield found
 
 
 def test_an_untrusted_certificate_is_a_certificate_error(
@@ -391,27 +404,20 @@ def test_a_forward_proxy_gets_absolute_targets_and_its_credentials(peer: Peer) -
 def test_https_goes_through_a_connect_tunnel(tls_peer: Peer) -> None:
     """A minimal CONNECT proxy in front of the TLS peer: the request arrives through it."""
     tunnels: list[bytes] = []
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
 
-        def serve() -> None:
-            client, _ = listener.accept()
-            head = client.recv(4096)
-            tunnels.append(head)
-            upstream = socket.create_connection(("127.0.0.1", int(tls_peer.host.split(":")[1])))
-            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-            pipes = [threading.Thread(target=_pipe, args=pair, daemon=True)
-                     for pair in ((client, upstream), (upstream, client))]  # fmt: skip
-            for pipe in pipes:
-                pipe.start()
-            for pipe in pipes:
-                pipe.join(timeout=10)
+    def tunnel(client: socket.socket) -> None:
+        tunnels.append(client.recv(4096))
+        upstream = socket.create_connection(("127.0.0.1", int(tls_peer.host.split(":")[1])))
+        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        pipes = [threading.Thread(target=_pipe, args=pair, daemon=True)
+                 for pair in ((client, upstream), (upstream, client))]  # fmt: skip
+        for pipe in pipes:
+            pipe.start()
+        for pipe in pipes:
+            pipe.join(timeout=10)
 
-        thread = threading.Thread(target=serve, daemon=True)
-        thread.start()
-        env = {"HTTPS_PROXY": f"127.0.0.1:{listener.getsockname()[1]}"}
-        proxied = Transport(user_agent="t", env=env)
+    with _one_connection(tunnel) as port:
+        proxied = Transport(user_agent="t", env={"HTTPS_PROXY": f"127.0.0.1:{port}"})
         try:
             answer = proxied.request(
                 "GET", f"https://{tls_peer.host}/v2/", timeout=TIMEOUT, verify=False
@@ -419,7 +425,6 @@ def test_https_goes_through_a_connect_tunnel(tls_peer: Peer) -> None:
             assert answer.content == b"{}"
         finally:
             proxied.close()
-        thread.join(timeout=10)
     assert tunnels[0].startswith(f"CONNECT {tls_peer.host} HTTP/1.1\r\n".encode())
 
 
