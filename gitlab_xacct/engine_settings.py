@@ -13,6 +13,7 @@ from gitlab_xacct.options import Resolver
 from gitlab_xacct.registry.platforms import Platform, parse_platform
 from gitlab_xacct.registry.push import DEFAULT_PARALLELISM, EngineOptions
 from gitlab_xacct.registry.retry import Network
+from gitlab_xacct.registry.transport import check_proxies
 
 
 def platform_list(r: Resolver) -> tuple[tuple[Platform, ...], str]:
@@ -23,6 +24,7 @@ def platform_list(r: Resolver) -> tuple[tuple[Platform, ...], str]:
 
 
 def engine_options(r: Resolver) -> EngineOptions:
+    check_proxies(r.env)  # the registry transport's proxy variables
     found = r.get("parallelism")
     parallelism = DEFAULT_PARALLELISM
     if found:

@@ -571,6 +571,19 @@ def proxy_for(scheme: str, host: str, port: int, env: Mapping[str, str]) -> Prox
     value = _env(env, f"{scheme}_proxy") or _env(env, "all_proxy")
     if not value or bypasses(host, port, _env(env, "no_proxy")):
         return None
+    return _proxy(value, scheme)
+
+
+def check_proxies(env: Mapping[str, str]) -> None:
+    """Refuse unusable proxy variables up front (exit 2, before any work), not at the first
+    request that would go through them."""
+    for scheme in ("http", "https"):
+        value = _env(env, f"{scheme}_proxy") or _env(env, "all_proxy")
+        if value:
+            _proxy(value, scheme)
+
+
+def _proxy(value: str, scheme: str) -> Proxy:
     parts = urlsplit(value if "://" in value else f"http://{value}")
     variable = f"{scheme.upper()}_PROXY"
     if parts.scheme.lower() != "http" or not parts.hostname:

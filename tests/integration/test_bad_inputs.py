@@ -643,6 +643,12 @@ CASES: list[Case] = [
          {"XACCT_LOGIN_REGISTRIES": "33333333333"}, argv=("login",)),
     Case("copy-src-creds-malformed", "--src-creds", "USER:PASSWORD",
          argv=("copy", "docker://127.0.0.1:1/team/app:1", COPY_DEST, "--src-creds", "not a var")),
+    Case("copy-https-proxy-over-tls", "HTTPS_PROXY", "give it as http://HOST:PORT",
+         {"HTTPS_PROXY": "https://proxy.example:3128"},
+         argv=("copy", "oci:{good}:latest", COPY_DEST)),
+    Case("copy-all-proxy-socks", "ALL_PROXY", "only proxies reached over plain HTTP",
+         {"ALL_PROXY": "socks5://proxy.example:1080"},
+         argv=("copy", "oci:{good}:latest", COPY_DEST)),
 ]  # fmt: skip
 
 
