@@ -201,7 +201,13 @@ class _Connection:
         route = self.route
         dial = route.proxy or route
         connect_timeout, read_timeout = self.timeouts
-        sock = _dial(dial.host, dial.port, connect_timeout)
+        try:
+            sock = _dial(dial.host, dial.port, connect_timeout)
+        except TransportError as exc:
+            if route.proxy is None:
+                raise
+            # Say whose door it was: "connection refused" alone points at the registry.
+            raise type(exc)(f"the proxy {dial.host}:{dial.port}: {exc.reason}") from None
         try:
             if route.proxy is not None and route.scheme == "https":
                 _tunnel(sock, route, route.proxy)

@@ -438,6 +438,17 @@ def _pipe(source: socket.socket, sink: socket.socket) -> None:
         sink.close()
 
 
+def test_a_proxy_that_cannot_be_reached_is_named() -> None:
+    proxied = Transport(user_agent="t", env={"HTTPS_PROXY": f"127.0.0.1:{_free_port()}"})
+    try:
+        with pytest.raises(TransportError) as caught:
+            proxied.request("GET", "https://registry.test/v2/", timeout=TIMEOUT)
+    finally:
+        proxied.close()
+    assert caught.value.reason.startswith("the proxy 127.0.0.1:")
+    assert caught.value.reason.endswith(": connection refused")
+
+
 def test_a_proxy_that_refuses_the_tunnel_is_named(peer: Peer) -> None:
     peer.routes["registry.test:443"] = (407, {"Proxy-Authenticate": "Basic"}, b"")
     proxied = Transport(user_agent="t", env={"https_proxy": peer.url})
