@@ -9,14 +9,14 @@ Only glibc has mallopt; elsewhere this does nothing.
 
 from __future__ import annotations
 
-import ctypes
-
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _THRESHOLD = 64 * 1024 * 1024  # above any buffer we allocate; below that, reuse
 
 
 def keep_transfer_buffers() -> None:
+    import ctypes  # here: a run with nothing to send never pays for it (3 ms)
+
     # The process's own symbols: no ldconfig subprocess (find_library) on every start.
     try:
         mallopt = ctypes.CDLL(None).mallopt

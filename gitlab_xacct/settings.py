@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from gitlab_xacct import validate
@@ -26,6 +25,7 @@ from gitlab_xacct.options import (
     Resolver,
     check_unknown_variables,
 )
+from gitlab_xacct.records import record
 from gitlab_xacct.registry.platforms import Platform
 from gitlab_xacct.registry.push import EngineOptions
 from gitlab_xacct.registry.sources import SourceSpec, parse_source
@@ -45,7 +45,7 @@ _TAG_VALUE_BAD = re.compile(r"[^\w\s.:/=+\-@]")
 CHAINED_MAX_SECONDS = 3600  # AWS's cap on a role session assumed with role credentials
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True)
 class Hop:
     """One sts:AssumeRole call; `origin` names where the user set it, for error messages."""
 
@@ -55,14 +55,14 @@ class Hop:
     external_id_origin: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True)
 class WebIdentity:
     role: RoleArn
     token: Secret
     token_variable: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True)
 class IdentitySettings:
     web_identity: WebIdentity | None
     hops: tuple[Hop, ...]  # the chain in order; the last is the target role (XACCT_ROLE_ARN)
@@ -143,7 +143,7 @@ class IdentitySettings:
         return lines
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True)
 class Destination:
     """One place to push: the role to reach it, its ECR repository, and its registry endpoint."""
 
@@ -152,7 +152,7 @@ class Destination:
     registry_endpoint: str | None
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True)
 class PushSettings:
     destinations: tuple[Destination, ...]
     source: SourceSpec
@@ -225,7 +225,7 @@ class PushSettings:
         ]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DestinationEntry:
     """One XACCT_DESTINATIONS entry (or --destination), split and checked, not resolved."""
 
@@ -310,7 +310,7 @@ def _destinations(r: Resolver) -> tuple[Destination, ...]:
     return tuple(destinations)
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True)
 class LoginSettings:
     """`gitlab-xacct login`: where the Docker config goes and which registries go in it."""
 
@@ -349,7 +349,7 @@ class LoginSettings:
 CREDENTIAL_FORMATS = ("env", "dotenv", "json", "credential-process", "aws-profile")
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True)
 class CredentialsSettings:
     """`gitlab-xacct credentials`: the assumed credentials, shaped for another tool."""
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
+
+from gitlab_xacct.records import record
 
 PolicyDocument = dict[str, Any]
 
@@ -51,7 +52,7 @@ PUSH_ACTIONS: tuple[str, ...] = (
 CREATE_ACTIONS: tuple[str, ...] = ("ecr:CreateRepository",)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class OidcTrust:
     """GitLab ID tokens trusted through an IAM OIDC provider of the role's account."""
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -14,6 +13,7 @@ from gitlab_xacct import validate
 from gitlab_xacct.doctor.report import GITLAB, Check, ok
 from gitlab_xacct.errors import ConfigError
 from gitlab_xacct.options import Resolver, check_unknown_variables
+from gitlab_xacct.records import record
 from gitlab_xacct.secrets import register
 from gitlab_xacct.settings import (
     IdentitySettings,
@@ -31,7 +31,7 @@ SETTINGS = "settings"
 EXTERNAL_ID = "external id"
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True)
 class DoctorSettings:
     """What `push` would use for its (single) destination, minus the source and tags."""
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Mapping
 
+from gitlab_xacct import records
 from gitlab_xacct.doctor import config, ecr, identity, registry
 from gitlab_xacct.doctor.report import GITLAB, Check, DestinationRun, skipped
 from gitlab_xacct.errors import ConfigError
@@ -83,11 +83,11 @@ def _renamed(checks: list[Check], entry: DestinationEntry, from_entry: set[str])
         return text
 
     return [
-        dataclasses.replace(
+        records.replace(
             check,
             detail=said(check.detail),
             fix=said(check.fix),
-            causes=tuple(dataclasses.replace(c, text=said(c.text)) for c in check.causes),
+            causes=tuple(records.replace(c, text=said(c.text)) for c in check.causes),
         )
         for check in checks
     ]

@@ -18,11 +18,11 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from gitlab_xacct.errors import PushError, RegistryAuthError
+from gitlab_xacct.records import field, record
 from gitlab_xacct.secrets import Secret
 from gitlab_xacct.validate import is_loopback
 
@@ -37,13 +37,13 @@ _EXPIRY_MARGIN = 10.0  # seconds: a token this close to its end is fetched anew,
 _DEFAULT_LIFETIME = 60  # the token spec's default when `expires_in` is absent
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Credentials:
     username: str
     password: Secret
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Challenge:
     scheme: str  # lower case: "basic", "bearer", ...
     params: Mapping[str, str]
@@ -121,14 +121,14 @@ def covers(granted: Iterable[str], needed: Iterable[str]) -> bool:
 TokenFetcher = Callable[[str, list[tuple[str, str]], tuple[str, str] | None, bool], "Response"]
 
 
-@dataclass
+@record
 class _Token:
     value: Secret
     scopes: tuple[str, ...]
     good_until: float  # time.monotonic()
 
 
-@dataclass
+@record
 class Attempt:
     """What one request has already tried, so that each remedy is tried once."""
 

@@ -29,11 +29,11 @@ import select
 import socket
 import threading
 from collections.abc import Iterable, Mapping, Sized
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 
 from gitlab_xacct.errors import ConfigError, PushError
+from gitlab_xacct.records import record
 from gitlab_xacct.registry import http1
 from gitlab_xacct.registry.http1 import Headers
 from gitlab_xacct.secrets import Secret
@@ -163,14 +163,14 @@ class Response:
         self.close()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Proxy:
     host: str
     port: int
     authorization: str | None  # Proxy-Authorization, from the proxy URL's user:password
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Route:
     """Where a connection goes and how: one pool per route."""
 
@@ -307,18 +307,34 @@ class Transport:
         return _Route(scheme, host, port, verify or scheme == "http", proxy)
 
     def speaks_tls(self, host: str, timeout: tuple[float, float]) -> bool:
-        """Whether `host` (HOST[:PORT], port 443 by default) completes a TLS handshake. Not
-        verified on purpose: this only decides between TLS and plain HTTP for a loopback or
-        listed host; a certificate that fails verification then fails the real request."""
+        """Whether `host` (HOST[:PORT], port 443 by default) answers a TLS ClientHello with a TLS
+        record: a ServerHello, or an alert when it would refuse our hello. Only the first bytes
+        of its answer are read, so no `ssl`, trust store or key exchange is spent on a registry
+        that speaks plain HTTP (it answers "HTTP/1.1 400" or hangs up). This only decides
+        between TLS and plain HTTP for a loopback or listed host: the real connection then does
+        the verified handshake, and its failure is an error, never a downgrade."""
         route = self.route(f"https://{host}/", verify=False)
-        connection = _Connection(route, (timeout[0], timeout[1]))
+        dial = route.proxy or route
         try:
-            connection.connect()
+            sock = _dial(dial.host, dial.port, timeout[0])
+        except TransportError:
+            return False
+        try:
+            if route.proxy is not None:
+                _tunnel(sock, route, route.proxy)
+            sock.settimeout(timeout[1])
+            sock.sendall(_client_hello(route.host))
+            answer = b""
+            for _ in range(2):  # a record header's first two bytes, in at most two reads
+                data = sock.recv(2 - len(answer))
+                answer += data
+                if not data or len(answer) == 2:
+                    break
         except (TransportError, OSError):
             return False
         finally:
-            connection.close()
-        return True
+            sock.close()
+        return len(answer) == 2 and answer[0] in _TLS_RECORDS and answer[1] == 3
 
     # ---- one exchange ----------------------------------------------------------------------
 
@@ -509,6 +525,51 @@ def _context(verify: bool) -> ssl.SSLContext:
                 context.verify_mode = ssl.CERT_NONE
             _contexts[verify] = context
         return context
+
+
+_TLS_RECORDS = (0x15, 0x16)  # alert, handshake; the byte after is the major version, 3
+
+
+def _client_hello(host: str) -> bytes:
+    """A TLS ClientHello as any client sends it (TLS 1.3 and 1.2 offered, AES-GCM and
+    ChaCha20 suites, X25519 and P-256, the host name as SNI unless it is an address), so a TLS
+    server answers it with a record instead of hanging up on a malformed hello."""
+
+    def vector(data: bytes, size: int = 2) -> bytes:
+        return len(data).to_bytes(size, "big") + data
+
+    def extension(kind: int, data: bytes) -> bytes:
+        return kind.to_bytes(2, "big") + vector(data)
+
+    suites = bytes.fromhex("130113021303c02bc02fc02cc030cca9cca8")
+    extensions = [
+        extension(0x000A, vector(bytes.fromhex("001d0017"))),  # groups: x25519, secp256r1
+        extension(0x000B, vector(b"\x00", 1)),  # point formats: uncompressed
+        extension(0x000D, vector(bytes.fromhex("040308040401050308050501"))),  # signatures
+        extension(0x002B, vector(bytes.fromhex("03040303"), 1)),  # versions: TLS 1.3, 1.2
+    ]
+    name = host.strip("[]")
+    if not _is_address(name) and name.isascii():
+        server_name = b"\x00" + vector(name.encode("ascii"))
+        extensions.insert(0, extension(0x0000, vector(server_name)))
+    hello = (
+        b"\x03\x03"  # legacy version: TLS 1.2
+        + os.urandom(32)
+        + vector(os.urandom(32), 1)  # a session id, as TLS 1.3 clients send for middleboxes
+        + vector(suites)
+        + vector(b"\x00", 1)  # compression: none
+        + vector(b"".join(extensions))
+    )
+    handshake = b"\x01" + vector(hello, 3)
+    return b"\x16\x03\x01" + vector(handshake)
+
+
+def _is_address(name: str) -> bool:
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in name else socket.AF_INET, name)
+    except OSError:
+        return False
+    return True
 
 
 def _handshake(sock: socket.socket, host: str, *, verify: bool) -> socket.socket:
