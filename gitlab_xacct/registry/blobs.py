@@ -228,6 +228,42 @@ def _with_digest(url: str, digest: str) -> str:
     return f"{url}{'&' if '?' in url else '?'}digest={digest}"
 
 
+class BlobCheck:
+    """Counts and hashes a blob's bytes as they pass, and raises before the caller sends the
+    chunk that would complete a blob whose bytes lie: more than declared, or another digest.
+
+    `hashing=False` counts only: for a stream whose feeder checks the digest itself (the
+    fan-out tee, which hashes each blob once for all its uploads)."""
+
+    def __init__(self, blob: Blob, *, hashing: bool = True) -> None:
+        self.blob = blob
+        self.seen = 0
+        self._hasher = hashlib.sha256() if hashing else None
+
+    def add(self, data: bytes) -> None:
+        """The next bytes of the stream; b"" is its end."""
+        blob = self.blob
+        if not data and self.seen < blob.size:
+            raise PushError(f"blob {blob.digest} has {self.seen} bytes, {blob.size} declared")
+        self.seen += len(data)
+        if self._hasher is not None:
+            self._hasher.update(data)
+        if self.seen > blob.size:
+            raise PushError(f"blob {blob.digest} has more bytes than the {blob.size} declared")
+        if self.seen == blob.size and data and self._hasher is not None:
+            actual = "sha256:" + self._hasher.hexdigest()
+            if actual != blob.digest:
+                raise PushError(
+                    f"blob {blob.digest} in the source hashes to {actual}; the image is corrupt "
+                    "(rebuild or re-export it)"
+                )
+
+
+def prechecked(stream: object) -> bool:
+    """Whether `stream` checks the blob's digest itself, so an upload need not hash it again."""
+    return getattr(stream, "checks_digest", False) is True
+
+
 class _Reader:
     """The blob's bytes in order, hashed on the way: its last byte is refused when the hash is
     wrong. Going back (a resume) opens the blob again and re-reads up to the offset."""
@@ -235,39 +271,26 @@ class _Reader:
     def __init__(self, blob: Blob) -> None:
         self._blob = blob
         self._stream: BinaryIO | None = None
-        self._hasher = hashlib.sha256()
-        self._position = 0
+        self._check = BlobCheck(blob)
 
     def piece(self, offset: int, length: int) -> _Piece:
         """A request body of `length` bytes from `offset`."""
-        if self._stream is None or self._position > offset:
+        if self._stream is None or self._check.seen > offset:
             self.close()
             self._stream = self._blob.open()
-            self._hasher = hashlib.sha256()
-            self._position = 0
-        while self._position < offset:
-            self._read(min(CHUNK, offset - self._position))
+            self._check = BlobCheck(self._blob, hashing=not prechecked(self._stream))
+        while self._check.seen < offset:
+            self._read(min(CHUNK, offset - self._check.seen))
         return _Piece(self, length)
 
     def _read(self, size: int) -> bytes:
-        blob = self._blob
         if self._stream is None:
             raise RuntimeError("piece() opens the stream before any read")
         cancel.check()
         data = self._stream.read(size)
-        if not data:
-            raise PushError(f"blob {blob.digest} has {self._position} bytes, {blob.size} declared")
-        self._position += len(data)
-        self._hasher.update(data)
-        if self._position > blob.size or (self._position == blob.size and self._stream.read(1)):
-            raise PushError(f"blob {blob.digest} has more bytes than the {blob.size} declared")
-        if self._position == blob.size:
-            actual = "sha256:" + self._hasher.hexdigest()
-            if actual != blob.digest:
-                raise PushError(
-                    f"blob {blob.digest} in the source hashes to {actual}; the image is corrupt "
-                    "(rebuild or re-export it)"
-                )
+        self._check.add(data)
+        if self._check.seen == self._blob.size:
+            self._check.add(self._stream.read(1))  # a byte past the end is a lie too
         return data
 
     def close(self) -> None:
@@ -308,31 +331,15 @@ class VerifiedStream:
         return self._blob.size
 
     def __iter__(self) -> Iterator[bytes]:
-        blob = self._blob
-        hasher = hashlib.sha256()
-        sent = 0
-        with blob.open() as stream:
+        with self._blob.open() as stream:
+            check = BlobCheck(self._blob, hashing=not prechecked(stream))
             while True:
                 cancel.check()
                 chunk = stream.read(CHUNK)
+                check.add(chunk)
                 if not chunk:
-                    break
-                sent += len(chunk)
-                hasher.update(chunk)
-                if sent > blob.size:
-                    raise PushError(
-                        f"blob {blob.digest} has more bytes than the {blob.size} declared"
-                    )
-                if sent == blob.size:
-                    actual = "sha256:" + hasher.hexdigest()
-                    if actual != blob.digest:
-                        raise PushError(
-                            f"blob {blob.digest} in the source hashes to {actual}; the image is "
-                            "corrupt (rebuild or re-export it)"
-                        )
+                    return
                 yield chunk
-        if sent != blob.size:
-            raise PushError(f"blob {blob.digest} has {sent} bytes, {blob.size} declared")
 
 
 class ResponseStream(io.RawIOBase):

@@ -10,9 +10,11 @@ import io
 import queue
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import BinaryIO, cast
 
 from gitlab_xacct import cancel
+from gitlab_xacct.registry.blobs import BlobCheck
 from gitlab_xacct.registry.image import Blob
 
 CHUNK = 1024 * 1024
@@ -21,7 +23,10 @@ _PUT_WAIT = 0.5  # seconds between checks that a slow consumer is still alive
 
 
 class _Pipe(io.RawIOBase):
-    """The reading end an upload sees: chunks from the feeder, b"" at the end."""
+    """The reading end an upload sees: the feeder's chunks as they are (a read of at least a
+    chunk's size copies nothing), b"" at the end, the feeder's error instead of a chunk."""
+
+    checks_digest = True  # the feeder hashes the blob once, for every upload it feeds
 
     def __init__(self) -> None:
         super().__init__()
@@ -32,18 +37,24 @@ class _Pipe(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return b"".join(iter(partial(self.read, CHUNK), b""))
         if not self._left and not self._eof:
             item = self.chunks.get()
             if isinstance(item, BaseException):
                 raise item
-            if item == b"":
-                self._eof = True
+            self._eof = item == b""
             self._left = item
-        n = min(len(buffer), len(self._left))
-        buffer[:n] = self._left[:n]
-        self._left = self._left[n:]
-        return n
+        data, self._left = (
+            (self._left, b"") if size >= len(self._left) else (self._left[:size], self._left[size:])
+        )
+        return data
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 class Tee:
@@ -72,17 +83,19 @@ def _tee(blob: Blob, count: int, on_bytes: Callable[[int], None]) -> tuple[
             if opened[number].is_set():
                 return blob.open()
             opened[number].set()
-            return cast(BinaryIO, io.BufferedReader(pipes[number], buffer_size=CHUNK))
+            return cast(BinaryIO, pipes[number])
 
         return open_
 
     def feed() -> None:
         live = list(pipes)
+        check = BlobCheck(blob)  # the one hash of this blob; the uploads only count
         try:
             with blob.open() as source:
                 while live:
                     cancel.check()
                     chunk = source.read(CHUNK)
+                    check.add(chunk)  # a lie is raised before its last chunk leaves
                     on_bytes(len(chunk))
                     live = [p for p in live if _offer(p, chunk)]
                     if not chunk:
