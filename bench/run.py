@@ -39,7 +39,7 @@ def _numbers(values: Sequence[str]) -> list[int]:
     for value in values:
         for item in value.split(","):
             if not item.strip().isdigit() or int(item) not in SCENARIOS:
-                raise argparse.ArgumentTypeError(f"--scenario: {item!r} is not one of 1-6")
+                raise argparse.ArgumentTypeError(f"--scenario: {item!r} is not one of 1-7")
             numbers.add(int(item))
     return sorted(numbers) or sorted(SCENARIOS)
 
@@ -52,7 +52,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="N[,N]",
-        help="scenarios to run, 1-6 (default: all); others keep their earlier results",
+        help="scenarios to run, 1-7 (default: all); others keep their earlier results",
     )
     parser.add_argument("--warmup", type=int, default=1, help="unmeasured rounds first (default 1)")
     parser.add_argument(

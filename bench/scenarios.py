@@ -1,4 +1,5 @@
-"""The six scenarios of the benchmark: what runs, against what, and the target each must meet.
+"""The benchmark's scenarios (the issue's six, and 4 again over network links): what runs,
+against what, and the target each must meet.
 
 Every scenario alternates its commands run by run (ours, theirs, ours, theirs, ...) so that drift
 on the machine (page cache, other load) hits both alike. Each run that pushes for the first time
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.images import MIB, TAG, Image, build_big_layer_image
+from bench.links import Link
 from bench.measure import BenchError, Sample, Series, run_process
 from bench.peers import (
     ACCOUNTS,
@@ -32,6 +34,9 @@ from tests.standins.servers import Registry, loopback_http
 
 GITLAB_XACCT = str(BIN / "gitlab-xacct")
 RECIPE = Path(__file__).with_name("recipe.sh")
+# Scenario 7: each destination's link, far below what three local registries can take on two
+# cores (about 250 MB/s in all), so the links set the pace, as they do between a runner and ECR.
+LINK_MBIT = 200
 _ACCEPT = ", ".join(
     [
         "application/vnd.oci.image.manifest.v1+json",
@@ -303,34 +308,43 @@ def _push_env(ctx: Context, **xacct: str) -> dict[str, str]:
     )
 
 
+def _push_to(ctx: Context, accounts: Sequence[str], rate: float | None = None) -> Runner:
+    """`push` to one registry per account; with `rate`, each behind a link of its own."""
+
+    def run(log: Path) -> Sample:
+        with ExitStack() as stack:
+            registries = [stack.enter_context(ctx.registries.fresh(a)) for a in accounts]
+            endpoints = [
+                r.url if rate is None else stack.enter_context(Link(_port(r), rate)).url
+                for r in registries
+            ]
+            destinations = "\n".join(
+                f"{role_arn(a)}|{REGION}|{REPOSITORY}||{url}"
+                for a, url in zip(accounts, endpoints, strict=True)
+            )
+            env = _push_env(ctx, XACCT_DESTINATIONS=destinations)
+            peers = [ctx.moto_pid, *(r.pid for r in registries)]
+            sample = run_process([GITLAB_XACCT, "push"], env=env, log=log, peers=peers)
+            for registry in registries:
+                check_pushed(registry, REPOSITORY, TAG, ctx.image.manifest_digest)
+        return sample
+
+    return run
+
+
+def _port(registry: Registry) -> int:
+    return int(registry.host.rsplit(":", 1)[1])
+
+
 def fan_out(ctx: Context) -> Outcome:
-    image = ctx.image
-
-    def push_to(accounts: Sequence[str]) -> Runner:
-        def run(log: Path) -> Sample:
-            with ExitStack() as stack:
-                registries = [stack.enter_context(ctx.registries.fresh(a)) for a in accounts]
-                destinations = "\n".join(
-                    f"{role_arn(a)}|{REGION}|{REPOSITORY}||{r.url}"
-                    for a, r in zip(accounts, registries, strict=True)
-                )
-                env = _push_env(ctx, XACCT_DESTINATIONS=destinations)
-                peers = [ctx.moto_pid, *(r.pid for r in registries)]
-                sample = run_process([GITLAB_XACCT, "push"], env=env, log=log, peers=peers)
-                for registry in registries:
-                    check_pushed(registry, REPOSITORY, TAG, image.manifest_digest)
-            return sample
-
-        return run
-
     series = alternate(
         ctx,
         4,
         [
             ("ours-3", "gitlab-xacct push, XACCT_DESTINATIONS: 3 accounts, 3 registries",
-             push_to(ACCOUNTS)),
+             _push_to(ctx, ACCOUNTS)),
             ("ours-1", "gitlab-xacct push, XACCT_DESTINATIONS: 1 account, 1 registry",
-             push_to(ACCOUNTS[:1])),
+             _push_to(ctx, ACCOUNTS[:1])),
         ],
     )  # fmt: skip
     three, one = (s.summary("wall_s").median for s in series)
@@ -340,6 +354,35 @@ def fan_out(ctx: Context) -> Outcome:
         series,
         Target("3 destinations / 1 destination, median wall clock", three / one, 1.5, "x"),
         ["each destination is a different account and registry: no cross-repository mounts"],
+    )
+
+
+def fan_out_over_links(ctx: Context) -> Outcome:
+    """Scenario 4 with each registry behind a link of its own, as registries in other accounts
+    and regions are: the links, not the registries' CPU on these two cores, set the pace."""
+    rate = LINK_MBIT * 1_000_000 / 8
+    series = alternate(
+        ctx,
+        7,
+        [
+            ("ours-3", f"scenario 4's ours-3, each registry behind its own {LINK_MBIT} Mbit/s link",
+             _push_to(ctx, ACCOUNTS, rate)),
+            ("ours-1", f"scenario 4's ours-1, the registry behind a {LINK_MBIT} Mbit/s link",
+             _push_to(ctx, ACCOUNTS[:1], rate)),
+        ],
+        runs=min(ctx.runs, 5),
+    )  # fmt: skip
+    three, one = (s.summary("wall_s").median for s in series)
+    return Outcome(
+        7,
+        f"scenario 4 over links: each registry behind its own {LINK_MBIT} Mbit/s link",
+        series,
+        Target("3 destinations / 1 destination, median wall clock", three / one, 1.5, "x"),
+        [
+            f"bench/links.py relays each registry's connections at {LINK_MBIT} Mbit/s in each "
+            "direction (shared by the push's parallel uploads), in the benchmark's own process",
+            "uploads to one destination after another would take about 3x here",
+        ],
     )
 
 
@@ -427,6 +470,7 @@ SCENARIOS: dict[int, Callable[[Context], Outcome]] = {
     4: fan_out,
     5: whole_job,
     6: big_layer,
+    7: fan_out_over_links,
 }
 
 
