@@ -413,11 +413,21 @@ class Resolver:
     """Looks a setting up by precedence and remembers where each value came from."""
 
     def __init__(
-        self, env: Mapping[str, str], flags: Mapping[str, object], options: Iterable[Option]
+        self,
+        env: Mapping[str, str],
+        flags: Mapping[str, object],
+        options: Iterable[Option],
+        pinned: Mapping[str, tuple[str, str]] | None = None,
     ) -> None:
         self.env = env
         self._flags = flags
         self._options = {o.dest: o for o in options}
+        self._pinned = dict(pinned or {})
+
+    def pinned(self, values: Mapping[str, tuple[str, str]]) -> Resolver:
+        """This resolver with some settings fixed to (value, origin), whatever the flags and
+        variables say: an XACCT_DESTINATIONS entry's fields, named by the entry in messages."""
+        return Resolver(self.env, self._flags, self._options.values(), self._pinned | dict(values))
 
     def option(self, dest: str) -> Option:
         return self._options[dest]
@@ -427,6 +437,8 @@ class Resolver:
 
     def get(self, dest: str) -> tuple[str, str] | None:
         option = self._options[dest]
+        if dest in self._pinned:
+            return self._pinned[dest]
         flag = self._flags.get(dest)
         if flag is not None and not isinstance(flag, bool | list):
             return str(flag), option.flag

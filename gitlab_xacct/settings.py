@@ -288,26 +288,43 @@ def _destinations(r: Resolver) -> tuple[Destination, ...]:
                 registry_endpoint=registry_endpoint(r),
             ),
         )
-    destinations = []
-    for entry in entries:
-        target = Hop(
-            role=entry.role_arn,
-            external_id=entry.external_id or _external_id(r.get("external_id")),
-            origin=entry.origin,
-            external_id_origin=f"the External ID in {entry.origin}"
-            if entry.external_id
-            else "XACCT_EXTERNAL_ID",
+    return tuple(
+        Destination(
+            identity=entry_identity(entry, r),
+            repository=entry.repository,
+            registry_endpoint=entry.registry_endpoint or registry_endpoint(r),
         )
-        destinations.append(
-            Destination(
-                identity=IdentitySettings.resolve(
-                    r, target=target, region=(entry.region, entry.origin)
-                ),
-                repository=entry.repository,
-                registry_endpoint=entry.registry_endpoint or registry_endpoint(r),
-            )
-        )
-    return tuple(destinations)
+        for entry in entries
+    )
+
+
+def entry_identity(entry: DestinationEntry, r: Resolver) -> IdentitySettings:
+    """The identity settings of one entry: its role and region in place of XACCT_ROLE_ARN and
+    XACCT_REGION, its own External ID or else XACCT_EXTERNAL_ID, each named as the entry's."""
+    target = Hop(
+        role=entry.role_arn,
+        external_id=entry.external_id or _external_id(r.get("external_id")),
+        origin=entry.origin,
+        external_id_origin=f"the External ID in {entry.origin}"
+        if entry.external_id
+        else "XACCT_EXTERNAL_ID",
+    )
+    return IdentitySettings.resolve(r, target=target, region=(entry.region, entry.origin))
+
+
+def entry_values(entry: DestinationEntry) -> dict[str, tuple[str, str]]:
+    """The entry's fields as the settings they replace (for `Resolver.pinned`), each with the
+    origin messages name: the entry, not a variable the job does not set."""
+    values = {
+        "role_arn": (str(entry.role_arn), entry.origin),
+        "region": (entry.region, entry.origin),
+        "repository": (entry.repository, entry.origin),
+    }
+    if entry.external_id:
+        values["external_id"] = (entry.external_id.reveal(), f"the External ID in {entry.origin}")
+    if entry.registry_endpoint:
+        values["registry_endpoint"] = (entry.registry_endpoint, f"the endpoint in {entry.origin}")
+    return values
 
 
 @record(frozen=True, kw_only=True)

@@ -33,11 +33,12 @@ def run(env: Mapping[str, str], flags: Mapping[str, object]) -> int:
     With XACCT_DESTINATIONS, one checklist per destination, in the order push uses them."""
     from gitlab_xacct.doctor import report
     from gitlab_xacct.doctor.run import diagnose, per_destination
+    from gitlab_xacct.options import Resolver
 
     as_json = bool(flags.get("json"))
     runs = per_destination(env, flags, OPTIONS)
     if runs is None:
-        checks = diagnose(env, flags, OPTIONS)
+        checks = diagnose(Resolver(env, flags, OPTIONS))
         print(report.as_json(checks) if as_json else report.as_text(checks), end="")
         return report.exit_code(checks)
     shown = report.destinations_as_json(runs) if as_json else report.destinations_as_text(runs)

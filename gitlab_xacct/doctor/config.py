@@ -16,7 +16,9 @@ from gitlab_xacct.options import Resolver, check_unknown_variables
 from gitlab_xacct.records import record
 from gitlab_xacct.secrets import register
 from gitlab_xacct.settings import (
+    DestinationEntry,
     IdentitySettings,
+    entry_identity,
     registry_endpoint,
     repository,
     resolve_chain,
@@ -39,6 +41,10 @@ class DoctorSettings:
     repository: str
     create_repository: bool
     registry_endpoint: str | None
+    # The XACCT_DESTINATIONS entry these settings are ("... entry 2"), None for the variables'
+    # one destination, and where the endpoint came from: what a fix tells the user to change.
+    entry: str | None = None
+    endpoint_origin: str = "XACCT_REGISTRY_ENDPOINT"
 
     def summary(self) -> str:
         target = self.identity.target
@@ -109,13 +115,25 @@ _SINGLE_VALUES: tuple[tuple[str, Callable[[str, str], object]], ...] = (
 )
 
 
-def build_settings(r: Resolver) -> DoctorSettings:
-    """After `check_settings` and `check_external_id` passed: the same resolution as push."""
+def build_settings(r: Resolver, entry: DestinationEntry | None = None) -> DoctorSettings:
+    """After `check_settings` and `check_external_id` passed: the same resolution as push, for
+    the one destination of the variables or for `entry` of XACCT_DESTINATIONS."""
+    if entry is None:
+        return DoctorSettings(
+            identity=IdentitySettings.resolve(r),
+            repository=repository(r),
+            create_repository=r.boolean("create_repository"),
+            registry_endpoint=registry_endpoint(r),
+        )
     return DoctorSettings(
-        identity=IdentitySettings.resolve(r),
-        repository=repository(r),
+        identity=entry_identity(entry, r),
+        repository=entry.repository,
         create_repository=r.boolean("create_repository"),
-        registry_endpoint=registry_endpoint(r),
+        registry_endpoint=entry.registry_endpoint or registry_endpoint(r),
+        entry=entry.origin,
+        endpoint_origin=f"the endpoint in {entry.origin}"
+        if entry.registry_endpoint
+        else "XACCT_REGISTRY_ENDPOINT",
     )
 
 

@@ -73,10 +73,15 @@ def check_repository(
             return _failed(f"ecr:DescribeRepositories failed: {code}: {_message(exc)}", "")
         elsewhere = _regions_holding(settings, role, env)
         if elsewhere:
+            fix = (
+                f"set the region in {settings.entry} to {elsewhere[0]}"
+                if settings.entry
+                else f"set XACCT_REGION={elsewhere[0]}"
+            )
             return Check(
                 REPOSITORY, "FAIL", f"{name} is not in {region} (account {account}) but exists in "
                 f"{', '.join(elsewhere)}: the settings name the wrong region", side=GITLAB,
-                fix=f"set XACCT_REGION={elsewhere[0]}", exit_code=RegistryAuthError.exit_code,
+                fix=fix, exit_code=RegistryAuthError.exit_code,
             )  # fmt: skip
         if code in _DENIED:
             return _describe_denied(settings, exc)

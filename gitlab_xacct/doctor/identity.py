@@ -31,7 +31,6 @@ from gitlab_xacct.settings import Hop, IdentitySettings
 
 BASE = "base identity"
 ASSUME = "assume role"
-EXTERNAL_ID_PLACEHOLDER = "<value of XACCT_EXTERNAL_ID>"
 _BAD_CREDENTIALS = frozenset(
     {"InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredToken", "UnrecognizedClientException"}
 )
@@ -157,7 +156,7 @@ def check_assume(identity: IdentitySettings, caller: Caller) -> tuple[Check, Ass
         return Check(
             ASSUME, "FAIL", f"assumed {role.arn}, but XACCT_ALLOWED_ACCOUNT_IDS lists only "
             f"{', '.join(sorted(allowed))}", side=GITLAB,
-            fix="correct XACCT_ROLE_ARN or XACCT_ALLOWED_ACCOUNT_IDS",
+            fix=f"correct {identity.target.origin} or XACCT_ALLOWED_ACCOUNT_IDS",
             exit_code=IdentityError.exit_code,
         ), None  # fmt: skip
     via = f" (through {', '.join(arns[:-1])})" if len(arns) > 1 else ""
@@ -213,7 +212,7 @@ def _diagnose(identity: IdentitySettings, number: int, caller: Caller, exc: Iden
             f"trust policy role {hop.role.name} needs ({OURTHING}, account {hop.role.account})",
             iam.trust_policy(
                 principal_arns=[principal],
-                external_id=EXTERNAL_ID_PLACEHOLDER,
+                external_id=f"<value of {hop.external_id_origin}>",
                 tag_session=tagged,
             ),
         ),

@@ -29,7 +29,7 @@ def connect(settings: DoctorSettings, login: RegistryLogin) -> Registry:
 
 
 def check_reachable(settings: DoctorSettings, registry: Registry) -> Check:
-    source = "XACCT_REGISTRY_ENDPOINT" if settings.registry_endpoint else "ECR's proxyEndpoint"
+    source = settings.endpoint_origin if settings.registry_endpoint else "ECR's proxyEndpoint"
     try:
         registry.ping()
     except RegistryUnreachable as exc:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from gitlab_xacct import records
 from gitlab_xacct.doctor import config, ecr, identity, registry
 from gitlab_xacct.doctor.report import GITLAB, Check, DestinationRun, skipped
 from gitlab_xacct.errors import ConfigError
 from gitlab_xacct.options import Option, Resolver
-from gitlab_xacct.settings import DestinationEntry, destination_entries
+from gitlab_xacct.settings import DestinationEntry, destination_entries, entry_values
 
 log = logging.getLogger(__name__)
 
@@ -49,56 +48,21 @@ def per_destination(
         return None
     base = {k: v for k, v in env.items() if k != "XACCT_DESTINATIONS"}
     alone = {k: v for k, v in flags.items() if k != "destinations"}
+    shared = Resolver(base, alone, options)
     runs = []
     for entry in entries:
-        own = {
-            "XACCT_ROLE_ARN": str(entry.role_arn),
-            "XACCT_REGION": entry.region,
-            "XACCT_REPOSITORY": entry.repository,
-        }
-        if entry.external_id:
-            own["XACCT_EXTERNAL_ID"] = entry.external_id.reveal()
-        if entry.registry_endpoint:
-            own["XACCT_REGISTRY_ENDPOINT"] = entry.registry_endpoint
+        # Its fields in place of XACCT_ROLE_ARN and friends, named as the entry's in messages.
+        checks = diagnose(shared.pinned(entry_values(entry)), entry)
         where = f"{entry.role_arn} {entry.region} {entry.repository}"
-        checks = diagnose(base | own, alone, options)
-        runs.append(DestinationRun(entry.origin, where, _renamed(checks, entry, set(own))))
+        runs.append(DestinationRun(entry.origin, where, checks))
     return runs
 
 
-def _renamed(checks: list[Check], entry: DestinationEntry, from_entry: set[str]) -> list[Check]:
-    """The checks ran with the entry's values as XACCT_* variables; say where they came from,
-    so a fix names the field of the entry to change, not a variable the job does not set."""
-    fields = {
-        "XACCT_ROLE_ARN": "the role ARN",
-        "XACCT_REGION": "the region",
-        "XACCT_REPOSITORY": "the repository",
-        "XACCT_EXTERNAL_ID": "the External ID",
-        "XACCT_REGISTRY_ENDPOINT": "the endpoint",
-    }
-
-    def said(text: str) -> str:
-        for variable in sorted(from_entry, key=len, reverse=True):
-            text = text.replace(variable, f"{fields[variable]} of {entry.origin}")
-        return text
-
-    return [
-        records.replace(
-            check,
-            detail=said(check.detail),
-            fix=said(check.fix),
-            causes=tuple(records.replace(c, text=said(c.text)) for c in check.causes),
-        )
-        for check in checks
-    ]
-
-
-def diagnose(
-    env: Mapping[str, str], flags: Mapping[str, object], options: tuple[Option, ...]
-) -> list[Check]:
+def diagnose(r: Resolver, entry: DestinationEntry | None = None) -> list[Check]:
+    """The checklist for the one destination of the variables, or for `entry`."""
     checks: list[Check] = []
     try:
-        _run(env, flags, options, checks)
+        _run(r, entry, checks)
     except Exception as exc:  # a doctor reports: even the unforeseen becomes a FAIL line
         log.debug("unexpected error", exc_info=True)
         name = NAMES[len(checks)] if len(checks) < len(NAMES) else "doctor"
@@ -115,21 +79,15 @@ def diagnose(
     return checks
 
 
-def _run(
-    env: Mapping[str, str],
-    flags: Mapping[str, object],
-    options: tuple[Option, ...],
-    checks: list[Check],
-) -> None:
+def _run(r: Resolver, entry: DestinationEntry | None, checks: list[Check]) -> None:
     def add(check: Check) -> bool:
         checks.append(check)
         return check.status != "FAIL"
 
-    r = Resolver(env, flags, options)
     settings_ok = add(config.check_settings(r))
     if not (add(config.check_external_id(r)) and settings_ok):
         return
-    settings = config.build_settings(r)
+    settings = config.build_settings(r, entry)
     ident = settings.identity
 
     check, caller = identity.check_base_identity(ident)
@@ -141,7 +99,7 @@ def _run(
     check, found = ecr.check_token(settings, role)
     if not add(check) or found is None:
         return
-    if not add(ecr.check_repository(settings, role, found.client, env)):
+    if not add(ecr.check_repository(settings, role, found.client, r.env)):
         return
     with registry.connect(settings, found.login) as client:
         if add(registry.check_reachable(settings, client)):

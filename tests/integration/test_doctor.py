@@ -277,6 +277,27 @@ def test_wrong_region(doctor: Doctor) -> None:
     assert check["fix"] == "set XACCT_REGION=us-east-1"
 
 
+def test_wrong_region_in_a_destination_entry_names_the_entry(doctor: Doctor) -> None:
+    """The fix names the field of the entry to change, as push's messages do, not the variable
+    the entry replaces (which the job may not even set)."""
+    role = role_arn("OurThingBuildRole")
+    env = doctor.env(
+        XACCT_DESTINATIONS=f"{role}|us-east-1|{REPOSITORY}\n{role}|eu-west-1|{REPOSITORY}"
+    )
+    for name in ("XACCT_ROLE_ARN", "XACCT_REPOSITORY", "XACCT_REGION"):
+        env.pop(name, None)
+
+    result = doctor.run(env, "--json")
+
+    assert result.returncode == 4, result.stdout + result.stderr
+    first, second = json.loads(result.stdout)["destinations"]
+    assert first["ok"]
+    check = next(c for c in second["checks"] if c["name"] == "repository")
+    assert "not in eu-west-1" in check["detail"]
+    assert check["fix"] == "set the region in XACCT_DESTINATIONS entry 2 to us-east-1"
+    assert "XACCT_REGION" not in json.dumps(second)
+
+
 def test_chained_session_asking_for_more_than_an_hour(doctor: Doctor) -> None:
     env = doctor.env(**doctor.world.instance_role_env(), XACCT_DURATION_SECONDS="7200")
     code, checks = doctor.report(env)
@@ -481,7 +502,7 @@ def test_each_destination_gets_its_own_checklist(doctor: Doctor) -> None:
     assert second["exit_code"] == 3
     assume = next(c for c in second["checks"] if c["name"] == "assume role")
     assert assume["causes"][0]["cause"].startswith(
-        "the External ID of XACCT_DESTINATIONS entry 2 differs from the sts:ExternalId"
+        "the External ID in XACCT_DESTINATIONS entry 2 differs from the sts:ExternalId"
     )
 
     text = doctor.run(env)
