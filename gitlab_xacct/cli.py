@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import difflib
 import importlib
 import logging
 import os
@@ -172,6 +171,8 @@ class _Parser(argparse.ArgumentParser):
         words = message.removeprefix(prefix).split() if message.startswith(prefix) else []
         flags = sorted({o.flag for c in COMMANDS.values() for o in c.options})
         unknown = next((w.partition("=")[0] for w in words if w.startswith("--")), "")
+        import difflib  # only for a mistake: not worth its import on every start
+
         close = difflib.get_close_matches(unknown, flags, n=1) if unknown else []
         if unknown in flags:  # spelt right, given to a command that does not take it
             hint = f"{unknown} belongs to another command; "

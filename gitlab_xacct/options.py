@@ -7,7 +7,6 @@ variables as "" to switch them off).
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable, Mapping
 from typing import Literal
@@ -404,6 +403,8 @@ def check_unknown_variables(env: Mapping[str, str]) -> None:
     token_variable = env.get("XACCT_ID_TOKEN_VARIABLE", "")
     for name in sorted(env):
         if name.startswith("XACCT_") and name not in KNOWN_VARIABLES and name != token_variable:
+            import difflib  # only for a mistake: not worth its import on every start
+
             close = difflib.get_close_matches(name, sorted(KNOWN_VARIABLES), n=1, cutoff=0.6)
             hint = f"did you mean {close[0]}?" if close else "see gitlab-xacct --help"
             raise ConfigError(f"{name}: unknown gitlab-xacct variable; {hint}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 
@@ -63,6 +62,8 @@ def parse_platform(value: str, origin: str) -> Platform:
     for given, known, what in ((os_name, KNOWN_OS, "operating system"),
                                (arch, KNOWN_ARCH, "architecture")):  # fmt: skip
         if given not in known:
+            import difflib  # only for a mistake: not worth its import on every start
+
             close = difflib.get_close_matches(given, known, n=1, cutoff=0.5)
             hint = f"did you mean {close[0]}?" if close else f"known: {', '.join(known)}"
             raise ConfigError(f"{origin}: {value!r} names an unknown {what} {given!r}; {hint}")

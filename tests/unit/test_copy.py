@@ -111,7 +111,7 @@ def test_a_missing_source_is_exit_2_in_one_line(capsys: pytest.CaptureFixture[st
 # (gitlab_xacct.records does it once); the rest wait for a blob, a TLS peer or an archive.
 _NOT_AT_START = {
     "boto3", "botocore", "dataclasses", "inspect", "requests", "urllib3", "http", "email",
-    "ctypes", "subprocess", "tarfile",
+    "ctypes", "subprocess", "tarfile", "difflib",
 }  # fmt: skip
 
 
