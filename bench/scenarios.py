@@ -337,52 +337,48 @@ def _port(registry: Registry) -> int:
 
 
 def fan_out(ctx: Context) -> Outcome:
-    series = alternate(
-        ctx,
-        4,
-        [
-            ("ours-3", "gitlab-xacct push, XACCT_DESTINATIONS: 3 accounts, 3 registries",
-             _push_to(ctx, ACCOUNTS)),
-            ("ours-1", "gitlab-xacct push, XACCT_DESTINATIONS: 1 account, 1 registry",
-             _push_to(ctx, ACCOUNTS[:1])),
-        ],
+    return _fan_out(
+        ctx, 4, "one source to three destinations (3 accounts, each its own registry) vs one",
+        None, ["each destination is a different account and registry: no cross-repository mounts"],
     )  # fmt: skip
-    three, one = (s.summary("wall_s").median for s in series)
-    return Outcome(
-        4,
-        "one source to three destinations (3 accounts, each its own registry) vs one",
-        series,
-        Target("3 destinations / 1 destination, median wall clock", three / one, 1.5, "x"),
-        ["each destination is a different account and registry: no cross-repository mounts"],
-    )
 
 
 def fan_out_over_links(ctx: Context) -> Outcome:
     """Scenario 4 with each registry behind a link of its own, as registries in other accounts
     and regions are: the links, not the registries' CPU on these two cores, set the pace."""
-    rate = LINK_MBIT * 1_000_000 / 8
-    series = alternate(
-        ctx,
-        7,
-        [
-            ("ours-3", f"scenario 4's ours-3, each registry behind its own {LINK_MBIT} Mbit/s link",
-             _push_to(ctx, ACCOUNTS, rate)),
-            ("ours-1", f"scenario 4's ours-1, the registry behind a {LINK_MBIT} Mbit/s link",
-             _push_to(ctx, ACCOUNTS[:1], rate)),
-        ],
-        runs=min(ctx.runs, 5),
-    )  # fmt: skip
-    three, one = (s.summary("wall_s").median for s in series)
-    return Outcome(
-        7,
-        f"scenario 4 over links: each registry behind its own {LINK_MBIT} Mbit/s link",
-        series,
-        Target("3 destinations / 1 destination, median wall clock", three / one, 1.5, "x"),
+    return _fan_out(
+        ctx, 7, f"scenario 4 over links: each registry behind its own {LINK_MBIT} Mbit/s link",
+        f", each registry behind its own {LINK_MBIT} Mbit/s link",
         [
             f"bench/links.py relays each registry's connections at {LINK_MBIT} Mbit/s in each "
             "direction (shared by the push's parallel uploads), in the benchmark's own process",
             "uploads to one destination after another would take about 3x here",
         ],
+    )  # fmt: skip
+
+
+def _fan_out(ctx: Context, number: int, title: str, links: str | None, notes: list[str]) -> Outcome:
+    """Three destinations against one; `links` (what the series' names add) puts each
+    registry behind a link of LINK_MBIT."""
+    rate = None if links is None else LINK_MBIT * 1_000_000 / 8
+    push = "gitlab-xacct push, XACCT_DESTINATIONS:"
+    series = alternate(
+        ctx,
+        number,
+        [
+            ("ours-3", f"{push} 3 accounts, 3 registries{links or ''}",
+             _push_to(ctx, ACCOUNTS, rate)),
+            ("ours-1", f"{push} 1 account, 1 registry{links or ''}",
+             _push_to(ctx, ACCOUNTS[:1], rate)),
+        ],
+    )  # fmt: skip
+    three, one = (s.summary("wall_s").median for s in series)
+    return Outcome(
+        number,
+        title,
+        series,
+        Target("3 destinations / 1 destination, median wall clock", three / one, 1.5, "x"),
+        notes,
     )
 
 
