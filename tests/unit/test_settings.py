@@ -7,8 +7,13 @@ from pathlib import Path
 import pytest
 
 from gitlab_xacct.errors import ConfigError
-from gitlab_xacct.options import check_unknown_variables
-from gitlab_xacct.settings import PushSettings
+from gitlab_xacct.options import Resolver, check_unknown_variables
+from gitlab_xacct.settings import (
+    PushSettings,
+    destination_entries,
+    entry_identity,
+    entry_values,
+)
 
 ROLE = "arn:aws:iam::222222222222:role/OurThingBuildRole"
 
@@ -182,3 +187,31 @@ def test_report_variables_from_earlier_jobs_are_not_typos() -> None:
 def test_registry_endpoint_is_normalised(value: str, expected: str | None) -> None:
     s = PushSettings.from_env(job_env(XACCT_REGISTRY_ENDPOINT=value))
     assert s.registry_endpoint == (expected or value)
+
+
+def test_an_entry_pinned_in_a_resolver_wins_and_names_itself() -> None:
+    """What the doctor diagnoses an XACCT_DESTINATIONS entry with: the entry's fields replace
+    the variables and flags they stand for, and every value says it came from the entry."""
+    other = "arn:aws:iam::333333333333:role/Stage"
+    env = job_env(
+        XACCT_DESTINATIONS=f"{ROLE}|eu-west-1|team/app\n{other}|us-east-1|team/app|stage-ext-id-0001"
+    )
+    r = Resolver(env, {"region": "eu-central-1"}, PushSettings.OPTIONS)
+    first, second = destination_entries(r)
+    pinned = r.pinned(entry_values(second))
+
+    assert pinned.get("role_arn") == (other, "XACCT_DESTINATIONS entry 2")
+    assert pinned.get("region") == ("us-east-1", "XACCT_DESTINATIONS entry 2")  # over --region
+    assert pinned.get("external_id") == (
+        "stage-ext-id-0001",
+        "the External ID in XACCT_DESTINATIONS entry 2",
+    )
+    assert pinned.get("session_name") == r.get("session_name")  # the rest as before
+    assert r.get("region") == ("eu-central-1", "--region")  # the original is untouched
+    assert r.pinned(entry_values(first)).get("external_id") == (
+        "some_key_build",
+        "XACCT_EXTERNAL_ID",
+    )  # no External ID of its own: the variable's
+    identity = entry_identity(second, pinned)
+    assert identity.target.external_id_origin == "the External ID in XACCT_DESTINATIONS entry 2"
+    assert identity.target.origin == "XACCT_DESTINATIONS entry 2"
