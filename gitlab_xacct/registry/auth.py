@@ -13,7 +13,6 @@ Basic credentials through the caller's `refresh` (an ECR token that expired mid-
 
 from __future__ import annotations
 
-import base64
 import re
 import threading
 import time
@@ -23,6 +22,7 @@ from urllib.parse import urlsplit
 
 from gitlab_xacct.errors import PushError, RegistryAuthError
 from gitlab_xacct.records import field, record
+from gitlab_xacct.registry.transport import basic_authorization
 from gitlab_xacct.secrets import Secret
 from gitlab_xacct.validate import is_loopback
 
@@ -117,8 +117,8 @@ def covers(granted: Iterable[str], needed: Iterable[str]) -> bool:
     return True
 
 
-# (realm URL, query parameters, Basic user and password or None, verify TLS) -> the response
-TokenFetcher = Callable[[str, list[tuple[str, str]], tuple[str, str] | None, bool], "Response"]
+# (realm URL, query parameters, the Basic Authorization value or None, verify TLS) -> the response
+TokenFetcher = Callable[[str, list[tuple[str, str]], str | None, bool], "Response"]
 
 
 @record
@@ -202,6 +202,10 @@ class Authenticator:
                 return True  # not sent yet, or another thread refreshed them meanwhile
             return self._refresh_credentials(attempt)
 
+    def _token_login(self) -> str | None:
+        """What the token service is asked with: Basic credentials, or nothing (anonymous)."""
+        return _basic(self._credentials) if self._credentials else None
+
     def _refresh_credentials(self, attempt: Attempt) -> bool:
         if self._refresh is None or attempt.refreshed:
             return False
@@ -240,9 +244,9 @@ class Authenticator:
             )
         verify = not (same_host and self._insecure)
         self.token_requests += 1
-        response = self._fetch(self._realm, params, _pair(self._credentials), verify)
+        response = self._fetch(self._realm, params, self._token_login(), verify)
         if response.status_code in (401, 403) and self._refresh_credentials(attempt):
-            response = self._fetch(self._realm, params, _pair(self._credentials), verify)
+            response = self._fetch(self._realm, params, self._token_login(), verify)
         if response.status_code in (401, 403):
             who = "the credentials" if self._credentials else "an anonymous request"
             raise RegistryAuthError(
@@ -267,10 +271,5 @@ class Authenticator:
         return _Token(Secret(value), scopes, time.monotonic() + seconds - margin)
 
 
-def _pair(credentials: Credentials | None) -> tuple[str, str] | None:
-    return (credentials.username, credentials.password.reveal()) if credentials else None
-
-
 def _basic(credentials: Credentials) -> str:
-    pair = f"{credentials.username}:{credentials.password.reveal()}".encode()
-    return f"Basic {Secret(base64.b64encode(pair).decode()).reveal()}"  # registered for masking
+    return basic_authorization(credentials.username, credentials.password.reveal())

@@ -8,7 +8,6 @@ Authentication (Basic or Bearer tokens) is `auth.Authenticator`'s; blob streams 
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
 import threading
@@ -35,7 +34,7 @@ from gitlab_xacct.registry.retry import (
     with_attempts,
 )
 from gitlab_xacct.registry.transport import Body, Response, TLSError, Transport, TransportError
-from gitlab_xacct.secrets import Secret, mask
+from gitlab_xacct.secrets import mask
 
 __all__ = [
     "CHUNK",
@@ -262,13 +261,10 @@ class Registry:
             ) from None
 
     def _fetch_token(
-        self, url: str, params: list[tuple[str, str]], basic: tuple[str, str] | None, verify: bool
+        self, url: str, params: list[tuple[str, str]], authorization: str | None, verify: bool
     ) -> Response:
         """A GET to the token service: retried like any GET (a token changes nothing)."""
-        headers = {}
-        if basic is not None:
-            pair = base64.b64encode(f"{basic[0]}:{basic[1]}".encode()).decode()
-            headers["Authorization"] = f"Basic {Secret(pair).reveal()}"  # registered for masking
+        headers = {"Authorization": authorization} if authorization else {}
         query = urlencode(params)
         target = f"{url}{'&' if '?' in url else '?'}{query}" if query else url
         sending = partial(self._request, "GET", target, headers=headers, verify=verify)

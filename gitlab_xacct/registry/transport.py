@@ -666,9 +666,15 @@ def _proxy(value: str, scheme: str) -> Proxy:
         ) from None
     authorization = None
     if parts.username is not None:
-        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
-        authorization = "Basic " + Secret(base64.b64encode(pair).decode()).reveal()
+        authorization = basic_authorization(unquote(parts.username), unquote(parts.password or ""))
     return Proxy(parts.hostname, proxy_port, authorization)
+
+
+def basic_authorization(username: str, password: str) -> str:
+    """An `Authorization` (or `Proxy-Authorization`) value for Basic credentials, registered
+    for masking: it decodes to the password."""
+    pair = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return f"Basic {Secret(pair).reveal()}"
 
 
 def bypasses(host: str, port: int, no_proxy: str) -> bool:
