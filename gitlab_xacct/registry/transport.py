@@ -199,18 +199,9 @@ class _Connection:
 
     def connect(self) -> None:
         route = self.route
-        dial = route.proxy or route
         connect_timeout, read_timeout = self.timeouts
+        sock = _open(route, connect_timeout)
         try:
-            sock = _dial(dial.host, dial.port, connect_timeout)
-        except TransportError as exc:
-            if route.proxy is None:
-                raise
-            # Say whose door it was: "connection refused" alone points at the registry.
-            raise type(exc)(f"the proxy {dial.host}:{dial.port}: {exc.reason}") from None
-        try:
-            if route.proxy is not None and route.scheme == "https":
-                _tunnel(sock, route, route.proxy)
             if route.scheme == "https":
                 sock = _handshake(sock, route.host, verify=route.verify)
             sock.settimeout(read_timeout)
@@ -314,14 +305,11 @@ class Transport:
         between TLS and plain HTTP for a loopback or listed host: the real connection then does
         the verified handshake, and its failure is an error, never a downgrade."""
         route = self.route(f"https://{host}/", verify=False)
-        dial = route.proxy or route
         try:
-            sock = _dial(dial.host, dial.port, timeout[0])
-        except TransportError:
+            sock = _open(route, timeout[0])
+        except (TransportError, OSError):
             return False
         try:
-            if route.proxy is not None:
-                _tunnel(sock, route, route.proxy)
             sock.settimeout(timeout[1])
             sock.sendall(_client_hello(route.host))
             answer = b""
@@ -359,7 +347,7 @@ class Transport:
         connection = self._checkout(route, timeout)
         try:
             answer, reader = _exchange(
-                connection, method, target, self._headers(route, headers, body), body
+                connection, method, target, self._headers(route, method, headers, body), body
             )
         except BaseException:
             connection.close()
@@ -384,11 +372,15 @@ class Transport:
             _buffer(response)
         return response
 
-    def _headers(self, route: _Route, given: Mapping[str, str], body: Body) -> dict[str, str]:
+    def _headers(
+        self, route: _Route, method: str, given: Mapping[str, str], body: Body
+    ) -> dict[str, str]:
         headers = {"Host": route.netloc, "User-Agent": self._user_agent, "Accept": "*/*"}
         headers.update(given)
         if body is not None:
             headers["Content-Length"] = str(len(body))
+        elif method in ("POST", "PUT", "PATCH"):
+            headers["Content-Length"] = "0"
         if route.proxy is not None and route.scheme == "http" and route.proxy.authorization:
             headers["Proxy-Authorization"] = route.proxy.authorization
         return headers
@@ -420,8 +412,6 @@ def _exchange(
 ) -> tuple[http1.Answer, io.BufferedReader]:
     """Send the request and read the answer's head; errors of the network mapped to
     TransportError, errors of the body's own source passed on as they are."""
-    if body is None and method in ("POST", "PUT", "PATCH"):
-        headers["Content-Length"] = "0"
     try:
         head = http1.request_head(method, target, headers)
     except ValueError as exc:  # a hostile Location, say: never sent, never retried
@@ -466,6 +456,26 @@ def _buffer(response: Response) -> None:
     else:
         response._finish(reuse=True)
     response._body = io.BytesIO(bytes(data))
+
+
+def _open(route: _Route, timeout: float) -> socket.socket:
+    """A socket that speaks to the route's host: dialled directly, or through its proxy (a
+    CONNECT tunnel for https; a forward proxy takes http requests as they are)."""
+    proxy = route.proxy
+    if proxy is None:
+        return _dial(route.host, route.port, timeout)
+    try:
+        sock = _dial(proxy.host, proxy.port, timeout)
+    except TransportError as exc:
+        # Say whose door it was: "connection refused" alone points at the registry.
+        raise type(exc)(f"the proxy {proxy.host}:{proxy.port}: {exc.reason}") from None
+    if route.scheme == "https":
+        try:
+            _tunnel(sock, route, proxy)
+        except BaseException:
+            sock.close()
+            raise
+    return sock
 
 
 def _dial(host: str, port: int, timeout: float) -> socket.socket:
@@ -635,7 +645,7 @@ def _env(env: Mapping[str, str], name: str) -> str:
 
 def proxy_for(scheme: str, host: str, port: int, env: Mapping[str, str]) -> Proxy | None:
     """The proxy a request to `scheme://host:port` goes through, by the proxy variables."""
-    value = _env(env, f"{scheme}_proxy") or _env(env, "all_proxy")
+    value = _proxy_variable(env, scheme)
     if not value or bypasses(host, port, _env(env, "no_proxy")):
         return None
     return _proxy(value, scheme)
@@ -645,9 +655,13 @@ def check_proxies(env: Mapping[str, str]) -> None:
     """Refuse unusable proxy variables up front (exit 2, before any work), not at the first
     request that would go through them."""
     for scheme in ("http", "https"):
-        value = _env(env, f"{scheme}_proxy") or _env(env, "all_proxy")
+        value = _proxy_variable(env, scheme)
         if value:
             _proxy(value, scheme)
+
+
+def _proxy_variable(env: Mapping[str, str], scheme: str) -> str:
+    return _env(env, f"{scheme}_proxy") or _env(env, "all_proxy")
 
 
 def _proxy(value: str, scheme: str) -> Proxy:
