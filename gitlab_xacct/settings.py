@@ -236,6 +236,10 @@ class DestinationEntry:
     external_id: Secret | None  # the entry's own, else None (XACCT_EXTERNAL_ID applies)
     registry_endpoint: str | None  # the entry's own, else None
 
+    def named(self, field: str) -> str:
+        """How messages name one of the entry's fields: "the region in ... entry 2"."""
+        return f"the {field} in {self.origin}"
+
 
 def destination_entries(r: Resolver) -> tuple[DestinationEntry, ...]:
     """XACCT_DESTINATIONS (or --destination) entries; () when neither is given."""
@@ -280,21 +284,25 @@ def _destinations(r: Resolver) -> tuple[Destination, ...]:
     """XACCT_DESTINATIONS entries, else the one destination of XACCT_ROLE_ARN and friends."""
     entries = destination_entries(r)
     if not entries:
-        identity = IdentitySettings.resolve(r)
-        return (
-            Destination(
-                identity=identity,
-                repository=repository(r),
-                registry_endpoint=registry_endpoint(r),
-            ),
-        )
-    return tuple(
-        Destination(
-            identity=entry_identity(entry, r),
-            repository=entry.repository,
-            registry_endpoint=entry.registry_endpoint or registry_endpoint(r),
-        )
-        for entry in entries
+        return (variables_destination(r),)
+    return tuple(entry_destination(entry, r) for entry in entries)
+
+
+def variables_destination(r: Resolver) -> Destination:
+    """The one destination of XACCT_ROLE_ARN, XACCT_REGION, XACCT_REPOSITORY and friends."""
+    return Destination(
+        identity=IdentitySettings.resolve(r),
+        repository=repository(r),
+        registry_endpoint=registry_endpoint(r),
+    )
+
+
+def entry_destination(entry: DestinationEntry, r: Resolver) -> Destination:
+    """One entry as the destination push uses (and the doctor diagnoses)."""
+    return Destination(
+        identity=entry_identity(entry, r),
+        repository=entry.repository,
+        registry_endpoint=entry.registry_endpoint or registry_endpoint(r),
     )
 
 
@@ -305,9 +313,7 @@ def entry_identity(entry: DestinationEntry, r: Resolver) -> IdentitySettings:
         role=entry.role_arn,
         external_id=entry.external_id or _external_id(r.get("external_id")),
         origin=entry.origin,
-        external_id_origin=f"the External ID in {entry.origin}"
-        if entry.external_id
-        else "XACCT_EXTERNAL_ID",
+        external_id_origin=entry.named("External ID") if entry.external_id else "XACCT_EXTERNAL_ID",
     )
     return IdentitySettings.resolve(r, target=target, region=(entry.region, entry.origin))
 
@@ -321,9 +327,9 @@ def entry_values(entry: DestinationEntry) -> dict[str, tuple[str, str]]:
         "repository": (entry.repository, entry.origin),
     }
     if entry.external_id:
-        values["external_id"] = (entry.external_id.reveal(), f"the External ID in {entry.origin}")
+        values["external_id"] = (entry.external_id.reveal(), entry.named("External ID"))
     if entry.registry_endpoint:
-        values["registry_endpoint"] = (entry.registry_endpoint, f"the endpoint in {entry.origin}")
+        values["registry_endpoint"] = (entry.registry_endpoint, entry.named("endpoint"))
     return values
 
 

@@ -18,13 +18,14 @@ from gitlab_xacct.secrets import register
 from gitlab_xacct.settings import (
     DestinationEntry,
     IdentitySettings,
-    entry_identity,
+    entry_destination,
     registry_endpoint,
     repository,
     resolve_chain,
     resolve_duration,
     resolve_region,
     resolve_web_identity,
+    variables_destination,
 )
 
 T = TypeVar("T")
@@ -41,10 +42,15 @@ class DoctorSettings:
     repository: str
     create_repository: bool
     registry_endpoint: str | None
-    # The XACCT_DESTINATIONS entry these settings are ("... entry 2"), None for the variables'
-    # one destination, and where the endpoint came from: what a fix tells the user to change.
-    entry: str | None = None
-    endpoint_origin: str = "XACCT_REGISTRY_ENDPOINT"
+    # The XACCT_DESTINATIONS entry these settings are, None for the variables' one destination:
+    # what a fix tells the user to change.
+    entry: DestinationEntry | None = None
+
+    @property
+    def endpoint_origin(self) -> str:
+        if self.entry is not None and self.entry.registry_endpoint:
+            return self.entry.named("endpoint")
+        return "XACCT_REGISTRY_ENDPOINT"
 
     def summary(self) -> str:
         target = self.identity.target
@@ -118,22 +124,13 @@ _SINGLE_VALUES: tuple[tuple[str, Callable[[str, str], object]], ...] = (
 def build_settings(r: Resolver, entry: DestinationEntry | None = None) -> DoctorSettings:
     """After `check_settings` and `check_external_id` passed: the same resolution as push, for
     the one destination of the variables or for `entry` of XACCT_DESTINATIONS."""
-    if entry is None:
-        return DoctorSettings(
-            identity=IdentitySettings.resolve(r),
-            repository=repository(r),
-            create_repository=r.boolean("create_repository"),
-            registry_endpoint=registry_endpoint(r),
-        )
+    destination = variables_destination(r) if entry is None else entry_destination(entry, r)
     return DoctorSettings(
-        identity=entry_identity(entry, r),
-        repository=entry.repository,
+        identity=destination.identity,
+        repository=destination.repository,
         create_repository=r.boolean("create_repository"),
-        registry_endpoint=entry.registry_endpoint or registry_endpoint(r),
-        entry=entry.origin,
-        endpoint_origin=f"the endpoint in {entry.origin}"
-        if entry.registry_endpoint
-        else "XACCT_REGISTRY_ENDPOINT",
+        registry_endpoint=destination.registry_endpoint,
+        entry=entry,
     )
 
 

@@ -74,7 +74,7 @@ def check_repository(
         elsewhere = _regions_holding(settings, role, env)
         if elsewhere:
             fix = (
-                f"set the region in {settings.entry} to {elsewhere[0]}"
+                f"set {settings.entry.named('region')} to {elsewhere[0]}"
                 if settings.entry
                 else f"set XACCT_REGION={elsewhere[0]}"
             )
