@@ -9,8 +9,9 @@ with `CI_JOB_TOKEN`; else anonymous.
 
 Transport: verified TLS only, except a loopback host (TLS first, plain HTTP when it does not
 speak TLS, as Docker does) and hosts listed as insecure (TLS unverified first, then plain HTTP).
-Whether a host speaks TLS is one handshake, not verified: a loopback registry whose certificate
-is not trusted then fails its first request (exit 4); it is never spoken to over plain HTTP.
+Whether a host speaks TLS is one ClientHello whose answer is or is not a TLS record
+(`Transport.speaks_tls`): a loopback registry that speaks TLS with a certificate that is not
+trusted then fails its first request (exit 4); it is never spoken to over plain HTTP.
 """
 
 from __future__ import annotations
@@ -218,9 +219,9 @@ def connect(host: str, access: Access, *, auth_hint: str, pool: int = 8) -> Regi
 
 
 def _first_answering(host: str, plan: tuple[tuple[str, bool], ...]) -> tuple[str, bool]:
-    """TLS when the peer completes a TLS handshake; plain HTTP only when it does not. The
-    handshake is not verified: a certificate that fails verification fails the first request
-    over TLS (an error, never a downgrade)."""
+    """TLS when the peer answers a ClientHello in TLS; plain HTTP only when it does not. The
+    probe checks no certificate: one that fails verification fails the first request over TLS
+    (an error, never a downgrade)."""
     for scheme, verify in plan[:-1]:
         if _probe(host):
             return scheme, verify
@@ -229,7 +230,7 @@ def _first_answering(host: str, plan: tuple[tuple[str, bool], ...]) -> tuple[str
 
 
 def _probe(host: str) -> bool:
-    """One TLS handshake with `host` (through the proxy the variables name for it)."""
+    """Whether `host` speaks TLS (asked through the proxy the variables name for it)."""
     transport = Transport(user_agent="gitlab-xacct")
     try:
         return transport.speaks_tls(host, _PROBE_TIMEOUT)
