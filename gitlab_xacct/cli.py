@@ -51,11 +51,16 @@ class Command:
 
     @property
     def options(self) -> tuple[Option, ...]:
-        module_name, _, path = self.options_at.partition(":")
-        found: object = importlib.import_module(module_name)
-        for attribute in path.split("."):
-            found = getattr(found, attribute)
-        return cast(tuple[Option, ...], found)
+        return cast(tuple[Option, ...], _load(self.options_at))
+
+
+def _load(spec: str) -> object:
+    """What "module:NAME[.ATTR]" names, importing the module only now."""
+    module_name, _, path = spec.partition(":")
+    found: object = importlib.import_module(module_name)
+    for attribute in path.split("."):
+        found = getattr(found, attribute)
+    return found
 
 
 COMMANDS: dict[str, Command] = {
@@ -272,10 +277,12 @@ def _chosen(words: Sequence[str]) -> str | None:
     return None
 
 
+_Runner = Callable[[Mapping[str, str], Mapping[str, object]], int]
+
+
 def _run(name: str, env: Mapping[str, str], flags: Mapping[str, object]) -> int:
-    module_name, _, function = COMMANDS[name].run.partition(":")
-    runner: Callable[[Mapping[str, str], Mapping[str, object]], int] = getattr(
-        importlib.import_module(module_name), function
+    runner = cast(
+        Callable[[Mapping[str, str], Mapping[str, object]], int], _load(COMMANDS[name].run)
     )
     return runner(env, flags)
 

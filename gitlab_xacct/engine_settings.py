@@ -5,7 +5,6 @@ compile the checks of) everything `push` resolves."""
 from __future__ import annotations
 
 import math
-import re
 
 from gitlab_xacct.errors import ConfigError
 from gitlab_xacct.options import Resolver
@@ -14,6 +13,7 @@ from gitlab_xacct.registry.platforms import Platform, parse_platform
 from gitlab_xacct.registry.push import DEFAULT_PARALLELISM, EngineOptions
 from gitlab_xacct.registry.retry import Network
 from gitlab_xacct.registry.transport import check_proxies
+from gitlab_xacct.validate import whole_number
 
 
 def platform_list(r: Resolver) -> tuple[tuple[Platform, ...], str]:
@@ -29,9 +29,10 @@ def engine_options(r: Resolver) -> EngineOptions:
     parallelism = DEFAULT_PARALLELISM
     if found:
         value, origin = found
-        if not re.fullmatch(r"[0-9]+", value.strip()) or not 1 <= int(value) <= 32:
+        number = whole_number(value, 1, 32)
+        if number is None:
             raise ConfigError(f"{origin}: {value!r} is not a number of uploads from 1 to 32")
-        parallelism = int(value)
+        parallelism = number
     return EngineOptions(
         parallelism=parallelism,
         skip_existing_tags=r.boolean("skip_existing_tags"),
@@ -60,7 +61,8 @@ def _network(r: Resolver) -> Network:
     found = r.get("retries")
     if found:
         value, origin = found
-        if not re.fullmatch(r"[0-9]+", value.strip()) or not 0 <= int(value) <= 10:
+        count = whole_number(value, 0, 10)
+        if count is None:
             raise ConfigError(f"{origin}: {value!r} is not a number of retries from 0 to 10")
-        retries = int(value)
+        retries = count
     return replace(default, retries=retries, **seconds)

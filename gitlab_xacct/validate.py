@@ -192,8 +192,15 @@ def same_partition(role: RoleArn, region: str, region_origin: str) -> None:
         )
 
 
+def whole_number(value: str, low: int, high: int) -> int | None:
+    """`value` as a whole number from `low` to `high` (ASCII digits only), else None."""
+    if not re.fullmatch(r"[0-9]+", value.strip()) or not low <= int(value) <= high:
+        return None
+    return int(value)
+
+
 def duration(value: str, origin: str) -> int:
-    if not re.fullmatch(r"[0-9]+", value.strip()) or not 900 <= int(value) <= 43200:
+    if whole_number(value, 900, 43200) is None:
         raise ConfigError(
             f"{origin}: {value!r} is not a session duration AWS accepts; give whole seconds "
             "from 900 to 43200 (the role's maximum session duration applies too)"

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from gitlab_xacct.errors import PushError, RegistryAuthError
 from gitlab_xacct.records import field, record
+from gitlab_xacct.registry.http1 import TCHARS
 from gitlab_xacct.registry.transport import basic_authorization
 from gitlab_xacct.secrets import Secret
 from gitlab_xacct.validate import is_loopback
@@ -29,8 +30,7 @@ from gitlab_xacct.validate import is_loopback
 if TYPE_CHECKING:
     from gitlab_xacct.registry.transport import Response
 
-_TOKEN_CHARS = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"  # noqa: S105 - RFC 7230 tchar, not a token
-_NAME = re.compile(rf"\s*({_TOKEN_CHARS})")
+_NAME = re.compile(rf"\s*({TCHARS})")
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
 _BARE = re.compile(r"[^\s,]*")
 _EXPIRY_MARGIN = 10.0  # seconds: a token this close to its end is fetched anew, not sent

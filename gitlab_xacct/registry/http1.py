@@ -30,7 +30,9 @@ MAX_HEADERS = 100
 # second request onto the connection: such input (a hostile Location, say) is refused.
 _UNSAFE_TARGET = re.compile(r"[\x00-\x20\x7f]")
 _UNSAFE_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# RFC 9110 tchar, one or more: methods, header names, authentication schemes and their parameters.
+TCHARS = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_TOKEN = re.compile(TCHARS)
 
 
 class ProtocolError(Exception):
