@@ -25,16 +25,8 @@ def platform_list(r: Resolver) -> tuple[tuple[Platform, ...], str]:
 
 def engine_options(r: Resolver) -> EngineOptions:
     check_proxies(r.env)  # the registry transport's proxy variables
-    found = r.get("parallelism")
-    parallelism = DEFAULT_PARALLELISM
-    if found:
-        value, origin = found
-        number = whole_number(value, 1, 32)
-        if number is None:
-            raise ConfigError(f"{origin}: {value!r} is not a number of uploads from 1 to 32")
-        parallelism = number
     return EngineOptions(
-        parallelism=parallelism,
+        parallelism=_count(r, "parallelism", DEFAULT_PARALLELISM, (1, 32), "uploads"),
         skip_existing_tags=r.boolean("skip_existing_tags"),
         network=_network(r),
     )
@@ -57,12 +49,18 @@ def _network(r: Resolver) -> Network:
                     f"{origin}: {value!r} is not a number of seconds from 0 to 3600 (e.g. 30)"
                 )
             seconds[name] = number
-    retries = default.retries
-    found = r.get("retries")
-    if found:
-        value, origin = found
-        count = whole_number(value, 0, 10)
-        if count is None:
-            raise ConfigError(f"{origin}: {value!r} is not a number of retries from 0 to 10")
-        retries = count
+    retries = _count(r, "retries", default.retries, (0, 10), "retries")
     return replace(default, retries=retries, **seconds)
+
+
+def _count(r: Resolver, dest: str, default: int, span: tuple[int, int], what: str) -> int:
+    """A whole-number setting within `span` (both ends allowed), or `default` when not set."""
+    found = r.get(dest)
+    if not found:
+        return default
+    value, origin = found
+    low, high = span
+    number = whole_number(value, low, high)
+    if number is None:
+        raise ConfigError(f"{origin}: {value!r} is not a number of {what} from {low} to {high}")
+    return number
