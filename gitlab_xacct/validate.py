@@ -65,18 +65,82 @@ def role_arn(value: str, origin: str) -> RoleArn:
     raise ConfigError(f"{origin}: {value!r} {reason}; {expected}")
 
 
+# AWS's rule for sts:ExternalId, said the same way by every command that checks one.
+EXTERNAL_ID_RULE = "AWS accepts 2 to 1224 characters (allowed: letters, digits and _+=,.@:/-)"
+_SPACE_NAMES = {"\n": "newline", "\r": "carriage return", " ": "space", "\t": "tab"}
+
+
+def _spaces(text: str) -> str:
+    names = [_SPACE_NAMES.get(c, f"U+{ord(c):04X} space") for c in text if c.isspace()]
+    return " and ".join(dict.fromkeys(names))
+
+
+def whitespace(value: str) -> list[str]:
+    """Where the whitespace is, in words ("trailing newline"), never the value."""
+    found = []
+    stripped = value.strip()
+    if value != value.lstrip():
+        found.append(f"leading {_spaces(value[: len(value) - len(value.lstrip())])}")
+    if value != value.rstrip():
+        trail = value[len(value.rstrip()) :]
+        windows = " (a Windows line ending)" if "\r\n" in trail else ""
+        found.append(f"trailing {_spaces(trail)}{windows}")
+    if any(c.isspace() for c in stripped):
+        found.append(f"{_spaces(stripped)} inside the value")
+    return found
+
+
+def external_id_problem(value: str) -> str | None:
+    """What AWS would refuse in an External ID, in words and positions, never quoting it."""
+    if _EXTERNAL_ID.fullmatch(value):
+        return None
+    spaces = whitespace(value)
+    if spaces:  # the usual mistake (a value pasted with its newline): said first, in words
+        return "has " + ", ".join(f"a {where}" for where in spaces)
+    if not 2 <= len(value) <= 1224:
+        return f"is {len(value)} character{'' if len(value) == 1 else 's'} long"
+    position = next(i for i, c in enumerate(value) if not _EXTERNAL_ID_CHAR.fullmatch(c))
+    return f"has a character AWS does not accept at position {position + 1}"
+
+
 def external_id(value: str, origin: str) -> str:
     """Never echoes the value: it is a shared secret between the two accounts."""
-    if _EXTERNAL_ID.fullmatch(value):
+    problem = external_id_problem(value)
+    if problem is None:
         return value
-    if not 2 <= len(value) <= 1224:
-        raise ConfigError(
-            f"{origin}: the External ID is {len(value)} characters long; AWS accepts 2 to 1224"
-        )
-    position = next(i for i, c in enumerate(value) if not _EXTERNAL_ID_CHAR.fullmatch(c))
     raise ConfigError(
-        f"{origin}: the External ID has a character AWS does not accept at position {position + 1}"
-        " (allowed: letters, digits and _+=,.@:/-)"
+        f"{origin}: the External ID {problem}; {EXTERNAL_ID_RULE}, compared byte for byte"
+    )
+
+
+# GitLab's rule for masking a variable whose value is expanded (the default, and what this tool
+# creates): Ci::Maskable::REGEX, `\A[a-zA-Z0-9_+=/@:.~-]{8,}\z` - one line, no whitespace, at
+# least 8 characters of the Base64 alphabet (RFC 4648, both variants) plus @ : . ~ (`-` and `_`
+# have been maskable since GitLab 11.10, the URL-safe Base64 alphabet).
+GITLAB_MASKABLE = re.compile(r"[a-zA-Z0-9_+=/@:.~-]{8,}")
+_GITLAB_MASKABLE_CHAR = re.compile(r"[a-zA-Z0-9_+=/@:.~-]")
+GITLAB_MASK_MIN_LENGTH = 8
+GITLAB_MASK_ALPHABET = "letters, digits and _+=/@:.~-"
+
+
+def gitlab_mask_problem(value: str) -> str | None:
+    """Why GitLab could not mask `value` in job logs (never quoting it), or None when it can."""
+    if GITLAB_MASKABLE.fullmatch(value):
+        return None
+    if "\n" in value or "\r" in value:
+        return "it spans several lines; a masked value is a single line"
+    if any(c.isspace() for c in value):
+        position = next(i for i, c in enumerate(value) if c.isspace()) + 1
+        return f"it contains whitespace at position {position}; a masked value has none"
+    if len(value) < GITLAB_MASK_MIN_LENGTH:
+        return (
+            f"it is {len(value)} characters long; GitLab masks values of "
+            f"{GITLAB_MASK_MIN_LENGTH} characters or more"
+        )
+    position = next(i for i, c in enumerate(value) if not _GITLAB_MASKABLE_CHAR.fullmatch(c)) + 1
+    return (
+        f"it has a character GitLab cannot mask at position {position} (GitLab masks only "
+        f"{GITLAB_MASK_ALPHABET})"
     )
 
 

@@ -60,6 +60,7 @@ class RoleSettings:
     managed_policies: tuple[str, ...]  # names of AWS managed policies or ARNs, as given
     external_id: Secret | None
     external_id_origin: str
+    external_id_warnings: tuple[str, ...]  # accepted by AWS, but weak: said, not refused
     region: str | None
     dry_run: bool
     check: bool
@@ -104,10 +105,12 @@ class RoleSettings:
                 )
             region = validate.region(*found)
         secret, origin = None, ""
+        warnings: tuple[str, ...] = ()
         given = r.get("external_id")
         if given is not None:
             value, origin = given
-            secret = Secret(external_id.check_given(value, origin))
+            secret = Secret(value)  # registered for masking before any check can fail
+            warnings = external_id.check_given(value, origin)
         dry_run, check = r.boolean("dry_run"), r.boolean("check")
         if dry_run and check:
             raise ConfigError("--check: --dry-run and --check exclude each other; give one")
@@ -122,6 +125,7 @@ class RoleSettings:
             managed_policies=managed,
             external_id=secret,
             external_id_origin=origin,
+            external_id_warnings=warnings,
             region=region,
             dry_run=dry_run,
             check=check,

@@ -27,6 +27,8 @@ EXIT_DIFFERENT = 3  # --check: the role differs from the flags, or is missing (s
 
 def run_role(env: Mapping[str, str], flags: Mapping[str, object]) -> int:
     settings = RoleSettings.from_env(env, flags)
+    for warning in settings.external_id_warnings:
+        log.warning("warning: %s", warning)
     admin = connect(settings.region)
     log.info("gitlab-xacct bootstrap role %s in account %s as %s", settings.role_name,
              admin.account, admin.arn)  # fmt: skip

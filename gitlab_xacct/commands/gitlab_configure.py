@@ -158,8 +158,6 @@ def _ident(value: str, origin: str, kind: str) -> str:
 def _values(r: Resolver) -> tuple[tuple[str, str, bool], ...]:
     """Each value checked as the job will use it, the External ID also against GitLab's masking
     rule: a value GitLab cannot mask is refused here, before any request."""
-    from gitlab_xacct.gitlab.variables import mask_problem
-
     checks = {
         "role_arn": lambda v, o: validate.role_arn(v, o).arn,
         "region": validate.region,
@@ -175,7 +173,7 @@ def _values(r: Resolver) -> tuple[tuple[str, str, bool], ...]:
         if secret:
             Secret(value)  # registered for masking before anything could print it
         value = checks[dest](value, origin)
-        problem = mask_problem(value) if secret else None
+        problem = validate.gitlab_mask_problem(value) if secret else None
         if problem:
             raise ConfigError(
                 f"{origin}: GitLab could not mask this External ID: {problem}; choose one GitLab "

@@ -3,7 +3,6 @@ ID's own pitfalls (stray whitespace, a GitLab file-type variable)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -134,29 +133,6 @@ def build_settings(r: Resolver, entry: DestinationEntry | None = None) -> Doctor
     )
 
 
-_SPACE_NAMES = {"\n": "newline", "\r": "carriage return", " ": "space", "\t": "tab"}
-
-
-def _spaces(text: str) -> str:
-    names = [_SPACE_NAMES.get(c, f"U+{ord(c):04X} space") for c in text if c.isspace()]
-    return " and ".join(dict.fromkeys(names))
-
-
-def whitespace(value: str) -> list[str]:
-    """Where the whitespace is, in words ("trailing newline"), never the value."""
-    found = []
-    stripped = value.strip()
-    if value != value.lstrip():
-        found.append(f"leading {_spaces(value[: len(value) - len(value.lstrip())])}")
-    if value != value.rstrip():
-        trail = value[len(value.rstrip()) :]
-        windows = " (a Windows line ending)" if "\r\n" in trail else ""
-        found.append(f"trailing {_spaces(trail)}{windows}")
-    if any(c.isspace() for c in stripped):
-        found.append(f"{_spaces(stripped)} inside the value")
-    return found
-
-
 def _where(origin: str) -> str:
     if origin.startswith("--"):
         return f"correct the value given to {origin}"
@@ -183,28 +159,17 @@ def check_external_id(r: Resolver) -> Check:
     path = Path(value.strip())
     if path.is_absolute() and path.is_file():
         return _file_variable(path, origin)
-    spaces = whitespace(value)
-    if spaces:
-        return Check(
-            EXTERNAL_ID,
-            "FAIL",
-            f"{origin} has {', '.join(spaces)}; AWS compares the External ID byte for byte, and "
-            "rejects whitespace in it",
-            side=GITLAB,
-            fix=f"{_where(origin)} and remove the whitespace (a value pasted from a file or a "
-            "terminal often ends in a newline)",
-            exit_code=ConfigError.exit_code,
-        )
     try:
         validate.external_id(value, origin)
     except ConfigError as exc:
+        fix = (
+            f"{_where(origin)} and remove the whitespace (a value pasted from a file or a "
+            "terminal often ends in a newline)"
+            if validate.whitespace(value)
+            else f"set {origin} to the External ID of the role's trust policy"
+        )
         return Check(
-            EXTERNAL_ID,
-            "FAIL",
-            str(exc),
-            side=GITLAB,
-            fix=f"set {origin} to the External ID of the role's trust policy",
-            exit_code=ConfigError.exit_code,
+            EXTERNAL_ID, "FAIL", str(exc), side=GITLAB, fix=fix, exit_code=ConfigError.exit_code
         )
     return ok(EXTERNAL_ID, f"set ({len(value)} characters, all of them allowed by AWS)")
 
@@ -219,7 +184,7 @@ def _file_variable(path: Path, origin: str) -> Check:
     register(content)
     inside = (
         "the file holds a usable External ID"
-        if re.fullmatch(r"[\w+=,.@:/-]{2,1224}", content)
+        if validate.external_id_problem(content) is None
         else "the file does not hold a usable External ID either"
     )
     return Check(

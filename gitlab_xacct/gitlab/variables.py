@@ -8,7 +8,6 @@ the same key is never touched) when a value or a flag differs, nothing when all 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -18,37 +17,9 @@ from gitlab_xacct.records import field, record
 if TYPE_CHECKING:
     from gitlab.v4.objects import Group, GroupVariableManager, Project, ProjectVariableManager
 
-# GitLab's rule for masking a variable whose value is expanded (the default, and what this tool
-# creates): Ci::Maskable::REGEX, `\A[a-zA-Z0-9_+=/@:.~-]{8,}\z` - one line, no whitespace, at
-# least 8 characters of the Base64 alphabet (RFC 4648, both variants) plus @ : . ~
-MASKABLE = re.compile(r"[a-zA-Z0-9_+=/@:.~-]{8,}")
-_MASKABLE_CHAR = re.compile(r"[a-zA-Z0-9_+=/@:.~-]")
-MASK_MIN_LENGTH = 8
-MASK_ALPHABET = "letters, digits and _+=/@:.~-"
 HIDDEN_SINCE = (17, 4)  # masked_and_hidden, settable at creation only
 
 Action = Literal["create", "update", "rewrite", "recreate", "unchanged"]
-
-
-def mask_problem(value: str) -> str | None:
-    """Why GitLab could not mask `value` (never quoting it), or None when it can."""
-    if MASKABLE.fullmatch(value):
-        return None
-    if "\n" in value or "\r" in value:
-        return "it spans several lines; a masked value is a single line"
-    if any(c.isspace() for c in value):
-        position = next(i for i, c in enumerate(value) if c.isspace()) + 1
-        return f"it contains whitespace at position {position}; a masked value has none"
-    if len(value) < MASK_MIN_LENGTH:
-        return (
-            f"it is {len(value)} characters long; GitLab masks values of "
-            f"{MASK_MIN_LENGTH} characters or more"
-        )
-    position = next(i for i, c in enumerate(value) if not _MASKABLE_CHAR.fullmatch(c)) + 1
-    return (
-        f"it has a character GitLab cannot mask at position {position} (GitLab masks only "
-        f"{MASK_ALPHABET})"
-    )
 
 
 @record(frozen=True)

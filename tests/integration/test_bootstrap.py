@@ -419,7 +419,7 @@ def test_dry_run_changes_nothing(fresh: Fresh) -> None:
         (("--build-principal", "arn:aws:s3:::bucket"), "--build-principal"),
         (("--build-principal", RUNNER_ROLE, "--role-name", "bad name"), "--role-name"),
         (("--build-principal", RUNNER_ROLE, "--repository", "Team/App"), "--repository"),
-        (("--build-principal", RUNNER_ROLE, "--external-id", "short"), "--external-id"),
+        (("--build-principal", RUNNER_ROLE, "--external-id", "x"), "--external-id"),
         (("--build-principal", RUNNER_ROLE, "--external-id", "has space in it 1234"),
          "--external-id"),
     ],
@@ -532,3 +532,97 @@ def test_no_secret_in_any_output(fresh: Fresh, command: str, outcome: str, debug
     secrets = {admin.secret_access_key, fresh.runner_host.secret_access_key, SENTINEL}
     for text in (result.stdout, result.stderr):
         assert not [s for s in secrets if s in text], "a secret reached the output"
+
+
+SEED_ID = "some_key_build"  # the classic write-up's External ID: 14 characters, with "_"
+
+
+def test_the_seed_setup_works_with_every_command(
+    fresh: Fresh, registry: Registry, tmp_path: Path
+) -> None:
+    """The role exactly as the original write-up (../shared/seed/) builds it: BUILD's root
+    trusted for sts:AssumeRole only, External ID some_key_build, the AWS managed
+    AmazonEC2ContainerRegistryPowerUser; BUILD's runner role allowed to assume it."""
+    role_arn = f"arn:aws:iam::{OURTHING}:role/OurThingBuildRole"
+    iam = fresh.ourthing_iam()
+    iam.create_role(  # type: ignore[attr-defined]
+        RoleName="OurThingBuildRole",
+        Description="Role for build server to do stuff with our stuff",
+        AssumeRolePolicyDocument=policy(
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{BUILD}:root"},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"sts:ExternalId": SEED_ID}},
+            }
+        ),
+    )
+    iam.attach_role_policy(  # type: ignore[attr-defined]
+        RoleName="OurThingBuildRole",
+        PolicyArn="arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryPowerUser",
+    )
+    fresh.iam(fresh.build_admin).put_role_policy(  # type: ignore[attr-defined]
+        RoleName="gitlab-runner",
+        PolicyName="assume-ourthing",
+        PolicyDocument=policy(
+            {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": role_arn}
+        ),
+    )
+    ecr = boto_session(
+        fresh.ourthing_admin.access_key_id,
+        fresh.ourthing_admin.secret_access_key,
+        region=REGION,
+    ).client("ecr", endpoint_url=fresh.moto.url)
+    ecr.create_repository(repositoryName="team/seed")
+
+    layout = tmp_path / "layout"
+    info = write_oci_layout(layout, [random_layer(4096, seed=67)], ref="seed")
+    job = fresh.runner_env(
+        XACCT_ROLE_ARN=role_arn,
+        XACCT_EXTERNAL_ID=SEED_ID,
+        XACCT_REGION=REGION,
+        XACCT_REGISTRY_ENDPOINT=registry.url,
+        XACCT_SOURCE=f"oci:{layout}:seed",
+        XACCT_REPOSITORY="team/seed",
+        XACCT_TAGS="seed",
+        HOME=str(tmp_path),
+    )
+    pushed = push(job)
+    assert pushed.returncode == 0, pushed.stderr
+    assert pushed.stdout.strip() == f"{registry.host}/team/seed:seed@{info.manifest_digest}"
+    assert "assumed-role/OurThingBuildRole/" in pushed.stderr
+
+    doctor = subprocess.run(
+        [CLI, "doctor"], env=job, capture_output=True, text=True, timeout=180, check=False
+    )
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+
+    seed_flags = (
+        "--role-name", "OurThingBuildRole", "--build-account", BUILD,
+        "--managed-policy", "AmazonEC2ContainerRegistryPowerUser",
+    )  # fmt: skip
+    planned = fresh.role(*seed_flags, "--dry-run", XACCT_EXTERNAL_ID=SEED_ID)
+    assert planned.returncode == 0, planned.stderr
+    document = json.loads(planned.stdout)
+    assert document["action"] == "none", document["changes"]
+    (statement,) = document["trust_policy"]["Statement"]
+    assert statement["Principal"] == {"AWS": [f"arn:aws:iam::{BUILD}:root"]}
+    assert statement["Action"] in ("sts:AssumeRole", ["sts:AssumeRole"])
+    assert statement["Condition"] == {
+        "StringEquals": {"sts:ExternalId": "<value of XACCT_EXTERNAL_ID>"}
+    }
+    warning = (
+        "warning: XACCT_EXTERNAL_ID: the External ID is 14 characters long, short enough to "
+        "guess; use 16 or more random characters (leave it out and bootstrap generates one of 32)"
+    )
+    assert warning in planned.stderr.splitlines()
+
+    checked = fresh.role(*seed_flags, "--check", "--external-id", SEED_ID)
+    assert (checked.returncode, checked.stdout) == (0, f"role {role_arn}: matches\n"), (
+        checked.stdout + checked.stderr
+    )
+    other = fresh.role(*seed_flags, "--check", XACCT_EXTERNAL_ID="another_key_build")
+    assert other.returncode == 3, other.stderr
+    assert "External ID" in other.stdout
+    for result in (pushed, doctor, planned, checked, other):
+        assert SEED_ID not in result.stdout + result.stderr

@@ -98,7 +98,8 @@ def role_settings(**changes: Any) -> RoleSettings:
     base: dict[str, Any] = dict(
         role_name="r", build_accounts=(), build_principals=(RUNNER,), tag_session=False,
         oidc=None, repositories=("team/*",), allow_create=False, managed_policies=(),
-        external_id=None, external_id_origin="", region="eu-west-1", dry_run=False, check=False,
+        external_id=None, external_id_origin="", external_id_warnings=(), region="eu-west-1",
+        dry_run=False, check=False,
     )  # fmt: skip
     return RoleSettings(**(base | changes))
 

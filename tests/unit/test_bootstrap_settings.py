@@ -51,9 +51,9 @@ def settings(*argv: str, env: dict[str, str] | None = None) -> RoleSettings:
          "--repository", "pattern"),
         (("--build-principal", RUNNER, "--repository", "1.dkr.ecr.x/app"), "--repository",
          "image reference"),
-        ((*BASE, "--external-id", "short"), "--external-id", "at least 16"),
-        ((*BASE, "--external-id", "has a space 0123456789"), "--external-id", "AWS"),
-        ((*BASE, "--external-id", "abcdefghij,klmnopqrst"), "--external-id", "cannot mask"),
+        ((*BASE, "--external-id", "has a space 0123456789"), "--external-id", "AWS accepts"),
+        ((*BASE, "--external-id", "x"), "--external-id", "2 to 1224"),
+        ((*BASE, "--external-id", "ab#cd"), "--external-id", "_+=,.@:/-"),
         (("--build-principal", RUNNER, "--repository", "ab"), "XACCT_REGION", "region"),
         (("--build-principal", RUNNER, "--repository", "ab", "--region", "europe"), "--region",
          "region"),
@@ -99,13 +99,36 @@ def test_bad_input_through_main_is_one_line_exit_2(capsys: pytest.CaptureFixture
 
 
 def test_a_bad_external_id_is_never_echoed(capsys: pytest.CaptureFixture[str]) -> None:
-    secret = "sentinel,Secret,Value,42"
+    secret = "sentinel#Secret#Value#42"
     code = cli.main(["bootstrap", "role", *BASE], env={"XACCT_EXTERNAL_ID": secret})
     out, err = capsys.readouterr()
     assert code == 2
     assert err.startswith("gitlab-xacct: error: XACCT_EXTERNAL_ID: ")
     assert "position 9" in err
     assert secret not in out + err
+
+
+@pytest.mark.parametrize(
+    ("value", "warned"),
+    [
+        ("some_key_build", ["14 characters long, short enough to guess"]),  # the classic write-up's
+        ("abcdefghij,klmnopqrst", ["GitLab could not mask", "position 11"]),
+        ("ab,cd", ["5 characters long", "GitLab could not mask", "5 characters long; GitLab"]),
+        ("with-dashes_and_underscores-42", []),  # maskable since GitLab 11.10
+        (GOOD_ID, []),
+    ],
+)
+def test_a_weak_external_id_is_accepted_with_a_warning(value: str, warned: list[str]) -> None:
+    got = settings(*BASE, env={"XACCT_EXTERNAL_ID": value})
+    assert got.external_id is not None
+    assert got.external_id.reveal() == value
+    said = "\n".join(got.external_id_warnings)
+    for words in warned:
+        assert words in said
+    assert bool(warned) == bool(got.external_id_warnings)
+    for warning in got.external_id_warnings:
+        assert warning.startswith("XACCT_EXTERNAL_ID: ")
+        assert value not in warning
 
 
 def test_defaults_and_sources() -> None:
@@ -144,7 +167,7 @@ def test_generated_external_ids_are_strong_and_maskable() -> None:
     assert len(set(ids)) == len(ids)
     for value in ids[:50]:
         assert re.fullmatch(r"[A-Za-z0-9]{32}", value)
-        assert external_id.check_given(value, "--external-id") == value
+        assert external_id.check_given(value, "--external-id") == ()  # no warning
     assert external_id.BITS >= 128
     assert external_id.LENGTH * math.log2(62) == pytest.approx(external_id.BITS)
     # Every character of the alphabet turns up, none far more often than chance allows.

@@ -15,8 +15,9 @@ from gitlab_xacct.cli import main
 from gitlab_xacct.commands.gitlab_configure import ConfigureSettings
 from gitlab_xacct.errors import ConfigError
 from gitlab_xacct.gitlab import Connection, Server, http_error
-from gitlab_xacct.gitlab.variables import HIDDEN_SINCE, MASKABLE, Change, Wanted, mask_problem, plan
+from gitlab_xacct.gitlab.variables import HIDDEN_SINCE, Change, Wanted, plan
 from gitlab_xacct.secrets import Secret
+from gitlab_xacct.validate import GITLAB_MASKABLE, gitlab_mask_problem
 
 # GitLab's Ci::Maskable::REGEX, as GitLab writes it (Ruby's \A and \z are Python's \A and \Z).
 GITLAB_REGEX = re.compile(r"\A[a-zA-Z0-9_+=/@:.~-]{8,}\Z")
@@ -39,8 +40,8 @@ BASE_ENV = {
     ],
 )  # fmt: skip
 def test_mask_rule_is_gitlabs_regex(value: str) -> None:
-    assert (mask_problem(value) is None) == bool(GITLAB_REGEX.match(value))
-    assert (MASKABLE.fullmatch(value) is not None) == bool(GITLAB_REGEX.match(value))
+    assert (gitlab_mask_problem(value) is None) == bool(GITLAB_REGEX.match(value))
+    assert (GITLAB_MASKABLE.fullmatch(value) is not None) == bool(GITLAB_REGEX.match(value))
 
 
 @pytest.mark.parametrize(
@@ -53,7 +54,7 @@ def test_mask_rule_is_gitlabs_regex(value: str) -> None:
     ],
 )
 def test_mask_problem_says_why_without_the_value(value: str, reason: str) -> None:
-    problem = mask_problem(value)
+    problem = gitlab_mask_problem(value)
     assert problem is not None
     assert reason in problem
     assert value not in problem
