@@ -41,14 +41,13 @@ ci-tools:
 	bash scripts/install-ci-tools.sh
 
 $(STAMP): pyproject.toml
-	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	# compat: a plain path in a .pth file costs nothing at start-up, as a wheel install; the
-	# default editable mode imports a path finder (pathlib, importlib.util) on every start, which
-	# the benchmark would count. setuptools calls compat transitional: the default is the fallback.
-	$(PY) -m pip install --quiet -e '.[test]' --config-settings editable_mode=compat \
-	  || $(PY) -m pip install --quiet -e '.[test]'
-	touch $@
+	@bash scripts/make-venv.sh $(VENV)
+	@echo "installing gitlab-xacct (editable) and its test tools into $(VENV)/"
+	@# -qq: errors only (a failed install still says why); warnings about a pip.conf's
+	@# index locations or setuptools' editable mode are not a newcomer's concern
+	@$(PY) -m pip install -qq --upgrade pip
+	@$(PY) -m pip install -qq -e '.[test]'
+	@touch $@
 
 # awscli (v1, from PyPI) for the shell recipe the benchmark compares with; not a dependency of
 # the package. It pins botocore exactly, so ask for the release that fits the botocore already

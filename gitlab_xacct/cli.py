@@ -13,7 +13,7 @@ from typing import NoReturn, cast
 from gitlab_xacct import __version__, cancel
 from gitlab_xacct import log as xlog
 from gitlab_xacct.errors import ConfigError, XacctError
-from gitlab_xacct.options import Option
+from gitlab_xacct.options import SOURCE_FORMS, Option, one_of
 from gitlab_xacct.records import record
 from gitlab_xacct.secrets import mask, register
 
@@ -93,8 +93,7 @@ COMMANDS: dict[str, Command] = {
         "gitlab_xacct.options:COPY_COMMAND_OPTIONS",
         "gitlab_xacct.cli:run_copy",
         (
-            ("src", "SRC", "the image: oci:PATH[:REF], oci-archive:FILE[:REF], "
-             "docker-archive:FILE[:NAME:TAG|:@N] or docker://HOST/REPO[:TAG|@DIGEST]"),
+            ("src", "SRC", f"the image: {one_of(SOURCE_FORMS)}"),
             ("dest", "DEST", "where to: docker://HOST/REPO[:TAG] (a tag here or in --tag)"),
         ),
     ),

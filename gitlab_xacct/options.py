@@ -17,6 +17,23 @@ from gitlab_xacct.records import record
 
 Kind = Literal["value", "bool", "list"]
 
+# The forms a value may take, said once: --help, the errors and the README name the same ones
+# (tests/unit/test_help_tells_the_truth.py holds them together).
+SOURCE_FORMS = (
+    "oci:PATH[:REF]",
+    "oci-archive:FILE[:REF]",
+    "docker-archive:FILE[:NAME:TAG|:@N]",
+    "docker://HOST/REPO[:TAG|@DIGEST]",
+)
+DESTINATION_FORM = "ROLE_ARN|REGION|REPOSITORY[|EXTERNAL_ID[|ENDPOINT]]"
+# The dotenv report's variables (report.dotenv_lines writes exactly these).
+REPORT_VARIABLES = ("XACCT_IMAGE_URI", "XACCT_IMAGE_DIGEST", "XACCT_IMAGE_TAGS", "XACCT_IMAGE_URIS")
+
+
+def one_of(forms: tuple[str, ...]) -> str:
+    """'a, b, c or d'."""
+    return ", ".join(forms[:-1]) + f" or {forms[-1]}" if len(forms) > 1 else forms[0]
+
 
 @record(frozen=True)
 class Option:
@@ -143,7 +160,7 @@ PUSH_OPTIONS: tuple[Option, ...] = (
         "XACCT_SOURCE",
         "--source",
         "value",
-        "image to push: oci:PATH[:REF], oci-archive:FILE[:REF] or docker-archive:FILE",
+        f"image to push: {one_of(SOURCE_FORMS)}",
         "SRC",
     ),
     Option(
@@ -167,9 +184,10 @@ PUSH_OPTIONS: tuple[Option, ...] = (
         "XACCT_DESTINATIONS",
         "--destination",
         "list",
-        "push to several places in one run: ROLE_ARN|REGION|REPOSITORY[|EXTERNAL_ID], repeat "
-        "the flag or one per line (or comma) in the variable; replaces XACCT_ROLE_ARN, "
-        "XACCT_REGION and XACCT_REPOSITORY, each source blob is read once",
+        f"push to several places in one run: {DESTINATION_FORM} (ENDPOINT as "
+        "XACCT_REGISTRY_ENDPOINT), repeat the flag or one per line (or comma) in the variable; "
+        "replaces XACCT_ROLE_ARN, XACCT_REGION and XACCT_REPOSITORY, each source blob is read "
+        "once",
         "DEST",
     ),
     Option(
@@ -177,8 +195,8 @@ PUSH_OPTIONS: tuple[Option, ...] = (
         "XACCT_DOTENV",
         "--dotenv",
         "value",
-        "write a dotenv report (XACCT_IMAGE_URI, XACCT_IMAGE_DIGEST, XACCT_IMAGE_TAGS) to "
-        "this file, for artifacts:reports:dotenv",
+        f"write a dotenv report ({', '.join(REPORT_VARIABLES)}) to this file, for "
+        "artifacts:reports:dotenv",
         "FILE",
     ),
 )
@@ -191,7 +209,8 @@ ENGINE_OPTIONS: tuple[Option, ...] = (
         "--platform",
         "list",
         "push only these platforms of a multi-platform image (os/arch[/variant], e.g. "
-        "linux/amd64); the index is rewritten, so its digest changes (default: all, digest kept)",
+        "linux/amd64); repeat the flag, or separate by commas in the variable; the index is "
+        "rewritten, so its digest changes (default: all, digest kept)",
         "PLATFORM",
     ),
     Option(
@@ -392,7 +411,6 @@ ALL_OPTIONS = (
 )
 DEFAULT_ID_TOKEN_VARIABLE = "XACCT_ID_TOKEN"  # noqa: S105 - a variable name, not a token
 # Variables gitlab-xacct writes for later jobs; a later job may see them, and they are not typos.
-REPORT_VARIABLES = ("XACCT_IMAGE_URI", "XACCT_IMAGE_DIGEST", "XACCT_IMAGE_TAGS", "XACCT_IMAGE_URIS")
 KNOWN_VARIABLES = frozenset(
     {o.env for o in ALL_OPTIONS} | set(REPORT_VARIABLES) | {DEFAULT_ID_TOKEN_VARIABLE}
 )

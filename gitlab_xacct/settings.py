@@ -17,6 +17,7 @@ from gitlab_xacct.options import (
     COMMON_OPTIONS,
     CREDENTIALS_OPTIONS,
     DEFAULT_ID_TOKEN_VARIABLE,
+    DESTINATION_FORM,
     ENGINE_OPTIONS,
     IDENTITY_OPTIONS,
     LOGIN_OPTIONS,
@@ -263,10 +264,7 @@ def destination_entries(r: Resolver) -> tuple[DestinationEntry, ...]:
 def _entry(entry: str, origin: str) -> DestinationEntry:
     fields = [f.strip() for f in entry.split("|")]
     if not 3 <= len(fields) <= 5:
-        raise ConfigError(
-            f"{origin}: expected ROLE_ARN|REGION|REPOSITORY[|EXTERNAL_ID[|ENDPOINT]], got "
-            f"{len(fields)} fields"
-        )
+        raise ConfigError(f"{origin}: expected {DESTINATION_FORM}, got {len(fields)} fields")
     arn, region, name = fields[:3]
     external = fields[3] if len(fields) > 3 else ""
     endpoint = fields[4] if len(fields) > 4 else ""

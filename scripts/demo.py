@@ -30,8 +30,15 @@ EXTERNAL_ID = "demo-ExternalId-4b1d9e0c"
 MASKED = {EXTERNAL_ID: "[MASKED]"}
 
 
+def bold(text: str) -> str:
+    """Bold on a terminal; plain in a log file, a pipe, or with NO_COLOR (no-color.org)."""
+    if os.environ.get("NO_COLOR") or not sys.stdout.isatty():
+        return text
+    return f"\033[1m{text}\033[0m"
+
+
 def say(title: str) -> None:
-    print(f"\n\033[1m== {title}\033[0m", flush=True)
+    print("\n" + bold(f"== {title}"), flush=True)
 
 
 def show(text: str, indent: str = "   ") -> None:

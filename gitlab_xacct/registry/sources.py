@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from gitlab_xacct.errors import ConfigError
+from gitlab_xacct.options import SOURCE_FORMS, one_of
 from gitlab_xacct.records import record
 from gitlab_xacct.registry.image import SourceImage
 from gitlab_xacct.registry.oci_layout import read_layout
@@ -32,10 +33,7 @@ _TRANSPORTS: dict[str, Transport] = {
     "oci-archive": "oci-archive",
     "docker-archive": "docker-archive",
 }
-_FORMS = (
-    "expected oci:PATH[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:NAME:TAG|:@N] or "
-    "docker://HOST/REPO[:TAG|@DIGEST]"
-)
+_FORMS = f"expected {one_of(SOURCE_FORMS)}"
 
 
 @record(frozen=True)

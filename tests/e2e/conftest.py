@@ -24,7 +24,8 @@ RUN_TOOLS = ("docker-registry", "htpasswd", "skopeo", "umoci", "rsync", "git")
 
 
 def gitlab_ci_local() -> str | None:
-    installed = REPO_ROOT / ".ci-tools" / "node_modules" / ".bin" / "gitlab-ci-local"
+    # The launcher runs it on a Node it works on (20+), the machine's or npm's node@20.
+    installed = REPO_ROOT / ".ci-tools" / "bin" / "gitlab-ci-local"
     if installed.exists():
         return str(installed)
     return shutil.which("gitlab-ci-local")

@@ -28,3 +28,4 @@ def test_demo_pushes_reads_back_and_shows_the_refusal(tmp_path: Path) -> None:
     assert "may not assume arn:aws:iam::222222222222:role/OurThingBuildRole" in out
     assert "exit code 3" in out
     assert "demo-ExternalId-4b1d9e0c" not in out + result.stderr  # the demo masks it too
+    assert "\x1b" not in out + result.stderr  # a log file or a pipe gets no terminal escapes
