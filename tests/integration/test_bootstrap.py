@@ -624,5 +624,8 @@ def test_the_seed_setup_works_with_every_command(
     other = fresh.role(*seed_flags, "--check", XACCT_EXTERNAL_ID="another_key_build")
     assert other.returncode == 3, other.stderr
     assert "External ID" in other.stdout
-    for result in (pushed, doctor, planned, checked, other):
+    rerun = fresh.role(*seed_flags, XACCT_EXTERNAL_ID=SEED_ID)
+    assert (rerun.returncode, rerun.stdout) == (0, f"role {role_arn}: unchanged\n"), rerun.stderr
+    assert push(job).returncode == 0  # and the job still works
+    for result in (pushed, doctor, planned, checked, other, rerun):
         assert SEED_ID not in result.stdout + result.stderr
