@@ -26,6 +26,7 @@ SOURCE_FORMS = (
     "docker://HOST/REPO[:TAG|@DIGEST]",
 )
 DESTINATION_FORM = "ROLE_ARN|REGION|REPOSITORY[|EXTERNAL_ID[|ENDPOINT]]"
+CREDENTIAL_FORMATS = ("env", "dotenv", "json", "credential-process", "aws-profile")
 # The dotenv report's variables (report.dotenv_lines writes exactly these).
 REPORT_VARIABLES = ("XACCT_IMAGE_URI", "XACCT_IMAGE_DIGEST", "XACCT_IMAGE_TAGS", "XACCT_IMAGE_URIS")
 
@@ -284,7 +285,7 @@ CREDENTIALS_OPTIONS: tuple[Option, ...] = (
         "XACCT_CREDENTIALS_FORMAT",
         "--format",
         "value",
-        "env, dotenv, json, credential-process or aws-profile (default: env)",
+        f"{one_of(CREDENTIAL_FORMATS)} (default: env)",
         "FORMAT",
     ),
     Option(

@@ -15,6 +15,7 @@ from gitlab_xacct.engine_settings import engine_options, platform_list
 from gitlab_xacct.errors import ConfigError
 from gitlab_xacct.options import (
     COMMON_OPTIONS,
+    CREDENTIAL_FORMATS,
     CREDENTIALS_OPTIONS,
     DEFAULT_ID_TOKEN_VARIABLE,
     DESTINATION_FORM,
@@ -365,9 +366,6 @@ class LoginSettings:
             registries=tuple(dict.fromkeys(registries)),
             debug=r.boolean("debug"),
         )
-
-
-CREDENTIAL_FORMATS = ("env", "dotenv", "json", "credential-process", "aws-profile")
 
 
 @record(frozen=True, kw_only=True)

@@ -11,6 +11,7 @@ import pytest
 from gitlab_xacct import cli, report
 from gitlab_xacct.options import (
     ALL_OPTIONS,
+    CREDENTIAL_FORMATS,
     DESTINATION_FORM,
     REPORT_VARIABLES,
     SOURCE_FORMS,
@@ -24,6 +25,7 @@ FORMS: dict[str, tuple[str, ...]] = {
     "source": SOURCE_FORMS,
     "destinations": (DESTINATION_FORM,),
     "dotenv": REPORT_VARIABLES,
+    "format": CREDENTIAL_FORMATS,
 }
 
 
