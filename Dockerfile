@@ -7,7 +7,7 @@ ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE} AS build
 WORKDIR /src
 RUN python3 -m venv /opt/build \
-    && /opt/build/bin/python -m pip install --no-cache-dir --quiet "setuptools>=61" "wheel"
+    && /opt/build/bin/python -m pip install --no-cache-dir --quiet "setuptools>=77" "wheel"
 COPY pyproject.toml README.md ./
 COPY gitlab_xacct ./gitlab_xacct
 COPY ci-templates ./ci-templates

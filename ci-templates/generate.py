@@ -1,7 +1,9 @@
 """Write the two GitLab CI files of gitlab-xacct from one definition of the job.
 
-    python ci-templates/generate.py          # rewrite both files
-    python ci-templates/generate.py --check  # exit 1 if either file is not what this writes
+    .venv/bin/python ci-templates/generate.py          # rewrite both files
+    .venv/bin/python ci-templates/generate.py --check  # exit 1 if either file is stale
+
+(the venv's python: the script reads gitlab_xacct's option table for the inputs' wording)
 
 ci-templates/xacct.gitlab-ci.yml is the classic include (a hidden job configured by variables);
 templates/ecr-push.yml is the CI/CD component (spec:inputs, catalog layout). Both run the same
@@ -18,19 +20,31 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from gitlab_xacct.options import SOURCE_FORMS, one_of
+
 ROOT = Path(__file__).resolve().parents[1]
 CLASSIC = ROOT / "ci-templates" / "xacct.gitlab-ci.yml"
 COMPONENT = ROOT / "templates" / "ecr-push.yml"
 
-IMAGE = "python:3.11-slim"
+# The job runs in the gitlab-xacct image of its own release, pulled from where the release
+# pipeline (.gitlab-ci.yml, `release-image`) publishes it: `$CI_REGISTRY_IMAGE/gitlab-xacct:X.Y.Z`
+# of the project that releases it. IMAGE_REGISTRY_BASE is that $CI_REGISTRY_IMAGE for the
+# project's public home (CI_TEMPLATE_REGISTRY_HOST is GitLab's own registry, set on every
+# instance); a mirror in another GitLab overrides it once. The tag is a version input/variable
+# that generate.py bakes in, not `$[[ component.version ]]`, which GitLab has only from 18.7.
+IMAGE_REGISTRY_BASE = "$CI_TEMPLATE_REGISTRY_HOST/gitlab-xacct/gitlab-xacct"
+IMAGE_NAME = "gitlab-xacct"
 DOTENV = "xacct.env"
 # Template knobs are not XACCT_*: gitlab-xacct rejects XACCT_* names it does not know.
+BASE_VARIABLE = "GITLAB_XACCT_IMAGE_REGISTRY_BASE"
 VERSION_VARIABLE = "GITLAB_XACCT_VERSION"
+PIP_VARIABLE = "GITLAB_XACCT_PIP_INSTALL"
 
-# The job body both files share. An empty GITLAB_XACCT_VERSION skips the install: the image (or
-# the runner's shell) already has gitlab-xacct on PATH.
+# The job body both files share. The image has gitlab-xacct on PATH, so nothing is installed at
+# job time; GITLAB_XACCT_PIP_INSTALL=true installs the release with pip first (a shell runner, or
+# an image of your own without the tool).
 SCRIPT = (
-    f'if [ -n "${VERSION_VARIABLE}" ]; then python3 -m pip install --quiet'
+    f'if [ "${PIP_VARIABLE}" = true ]; then python3 -m pip install --quiet'
     " --disable-pip-version-check --no-cache-dir --root-user-action=ignore"
     f' "gitlab-xacct==${VERSION_VARIABLE}"; fi',
     "gitlab-xacct push",
@@ -59,7 +73,8 @@ REGION_REGEX = r"^([a-z]{2}(-[a-z]+)+-\d)?$"
 # ECR repository names: lower-case path components separated by '/', empty for the default.
 REPOSITORY_REGEX = r"^((([a-z0-9]+([._-][a-z0-9]+)*)/)*[a-z0-9]+([._-][a-z0-9]+)*)?$"
 VARIABLE_NAME_REGEX = r"^[A-Za-z_][A-Za-z0-9_]*$"
-VERSION_REGEX = r"^([0-9]+(\.[0-9]+)*([a-z0-9.+-]*))?$"
+VERSION_REGEX = r"^[0-9]+(\.[0-9]+)*([a-z0-9.+-]*)$"  # a release: the image tag, pip's version
+PIP_OPTIONS = ("false", "true")
 
 
 def inputs() -> tuple[Input, ...]:
@@ -89,8 +104,7 @@ def inputs() -> tuple[Input, ...]:
         ),
         Input(
             "source",
-            "Image to push (XACCT_SOURCE): oci:PATH[:REF], oci-archive:FILE[:REF], "
-            "docker-archive:FILE[:REF] or docker://HOST/REPO[:TAG|@DIGEST].",
+            f"Image to push (XACCT_SOURCE): {one_of(SOURCE_FORMS)}.",
             regex=r"^(oci|oci-archive|docker-archive):.+$|^docker://.+$",
             variable="XACCT_SOURCE",
         ),
@@ -107,12 +121,25 @@ def inputs() -> tuple[Input, ...]:
             "XACCT_EXTERNAL_ID",
             regex=VARIABLE_NAME_REGEX,
         ),
-        Input("image", "Container image the job runs in.", IMAGE),
+        Input(
+            "image_registry_base",
+            "Where the gitlab-xacct image is pulled from: the $CI_REGISTRY_IMAGE of the project "
+            "whose release pipeline published it (a mirror's, in your GitLab).",
+            IMAGE_REGISTRY_BASE,
+        ),
         Input(
             "version",
-            "gitlab-xacct release the job installs with pip; empty: the image already has it.",
+            f"gitlab-xacct release: the job runs IMAGE_REGISTRY_BASE/{IMAGE_NAME}:VERSION (and "
+            "installs it with pip when pip_install is true).",
             version(),
             regex=VERSION_REGEX,
+        ),
+        Input(
+            "pip_install",
+            "true: pip install gitlab-xacct==VERSION first (a shell runner, or an image of your "
+            "own without it); false: the image has it.",
+            "false",
+            options=PIP_OPTIONS,
         ),
     )
 
@@ -154,12 +181,16 @@ def classic() -> str:
         "#       XACCT_SOURCE: oci-archive:image.tar",
         "#",
         "# XACCT_EXTERNAL_ID belongs in a masked, protected CI/CD variable of the project.",
-        f'# {VERSION_VARIABLE}: "" skips the pip install (an image that already has gitlab-xacct).',
+        "# The job runs in the gitlab-xacct image of this release; a mirror in another GitLab sets",
+        f"# {BASE_VARIABLE} once (a group CI/CD variable) to its own",
+        "# $CI_REGISTRY_IMAGE; GITLAB_XACCT_PIP_INSTALL=true is the pip path. docs/gitlab-ci.md",
         "# Later jobs get XACCT_IMAGE_URI, XACCT_IMAGE_DIGEST, ... from the dotenv report.",
         ".xacct:ecr-push:",
-        f"  image: {IMAGE}",
+        f'  image: "${BASE_VARIABLE}/{IMAGE_NAME}:${VERSION_VARIABLE}"',
         "  variables:",
+        f"    {BASE_VARIABLE}: {_q(IMAGE_REGISTRY_BASE)}",
         f"    {VERSION_VARIABLE}: {_q(version())}",
+        f'    {PIP_VARIABLE}: "false"',
         f"    XACCT_DOTENV: {DOTENV}",
         *_script_and_artifacts("  "),
     ]
@@ -193,7 +224,7 @@ def component() -> str:
         "---",
         '"$[[ inputs.as ]]":',
         '  stage: "$[[ inputs.stage ]]"',
-        '  image: "$[[ inputs.image ]]"',
+        f'  image: "$[[ inputs.image_registry_base ]]/{IMAGE_NAME}:$[[ inputs.version ]]"',
         f"  rules: $[[ inputs.{RULES_INPUT} ]]",
         "  variables:",
     ]
@@ -205,6 +236,7 @@ def component() -> str:
         # to it by name and GitLab expands the reference when the job starts.
         '    XACCT_EXTERNAL_ID: "${$[[ inputs.external_id_variable ]]}"',
         f'    {VERSION_VARIABLE}: "$[[ inputs.version ]]"',
+        f'    {PIP_VARIABLE}: "$[[ inputs.pip_install ]]"',
         f"    XACCT_DOTENV: {DOTENV}",
         *_script_and_artifacts("  "),
     ]
@@ -222,7 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     stale = [path for path, text in outputs().items() if _read(path) != text]
     if args.check:
         for path in stale:
-            print(f"{path.relative_to(ROOT)} is stale: run python ci-templates/generate.py")
+            print(
+                f"{path.relative_to(ROOT)} is stale: run .venv/bin/python ci-templates/generate.py"
+            )
         return 1 if stale else 0
     for path in stale:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -68,18 +68,19 @@ else
   source="npm's node@$NODE_MAJOR in $PREFIX/node/"
 fi
 
-if ! [ -x "$GCL" ] || [ "$(PATH="$(dirname "$node"):$PATH" "$GCL" --version 2>/dev/null)" != "$GCL_VERSION" ]; then
+if ! [ -x "$GCL" ] || [ "$("$node" "$(readlink -f "$GCL")" --version 2>/dev/null)" != "$GCL_VERSION" ]; then
   echo "installing gitlab-ci-local@$GCL_VERSION into $PREFIX/"
   mkdir -p "$PREFIX"
   npm install --silent --no-audit --no-fund --prefix "$PREFIX" "gitlab-ci-local@$GCL_VERSION" >/dev/null
 fi
 
-# gitlab-ci-local's scripts start with "#!/usr/bin/env node": the launcher picks the node.
+# gitlab-ci-local's script starts with "#!/usr/bin/env node": the launcher runs it with the chosen
+# node instead, and leaves PATH alone, which the jobs it runs in the shell inherit.
 mkdir -p "$PREFIX/bin"
 cat >"$LAUNCHER.tmp" <<EOF
 #!/bin/sh
 # Written by scripts/install-ci-tools.sh: gitlab-ci-local $GCL_VERSION on Node ($source).
-PATH="$(dirname "$node"):\$PATH" exec "$(pwd)/$GCL" "\$@"
+exec "$node" "$(readlink -f "$GCL")" "\$@"
 EOF
 chmod +x "$LAUNCHER.tmp"
 mv "$LAUNCHER.tmp" "$LAUNCHER"

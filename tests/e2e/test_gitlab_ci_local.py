@@ -3,8 +3,9 @@
 Each test makes a throwaway git repository (one commit) whose .gitlab-ci.yml includes the
 template (`include: local:`) or the component (`include: component:` at $CI_COMMIT_SHA, which
 gitlab-ci-local reads from templates/ offline), then runs the pipeline in the shell against
-patched moto and docker-registry. The job calls this venv's gitlab-xacct: GITLAB_XACCT_VERSION=""
-skips the template's pip install, as it does in an image that already has the tool.
+patched moto and docker-registry. The job calls this venv's gitlab-xacct: with the shell executor
+the job's image is not used, and nothing is installed (GITLAB_XACCT_PIP_INSTALL is false), as in
+the image, which has the tool.
 """
 
 from __future__ import annotations
@@ -54,7 +55,6 @@ include:
       source: oci:image:e2e
       tags: component
       external_id_variable: OURTHING_EXTERNAL_ID
-      version: ""
       rules:
         - if: $CI_COMMIT_SHA
 """
@@ -74,7 +74,7 @@ class Flavour:
     def variables(self, world: World) -> dict[str, str]:
         common = {"XACCT_REGION": world.region} if self.name == "classic" else {}
         if self.name == "classic":
-            common |= {"XACCT_ROLE_ARN": world.role_arn, "GITLAB_XACCT_VERSION": ""}
+            common |= {"XACCT_ROLE_ARN": world.role_arn}
         return common
 
 

@@ -42,6 +42,16 @@ def component_job() -> dict[str, Any]:
     return job
 
 
+def classic_image() -> str:
+    """The classic job's image with its own variables' defaults put in, as GitLab expands it."""
+    job = classic_job()
+    image = str(job["image"])
+    for name in ("GITLAB_XACCT_IMAGE_REGISTRY_BASE", "GITLAB_XACCT_VERSION"):
+        assert f"${name}" in image
+        image = image.replace(f"${name}", job["variables"][name])
+    return image
+
+
 def test_regenerating_changes_nothing() -> None:
     result = subprocess.run(
         [sys.executable, str(GENERATOR), "--check"],
@@ -60,11 +70,49 @@ def test_both_pin_the_package_version() -> None:
     assert component_job()["variables"]["GITLAB_XACCT_VERSION"] == expected
 
 
+def release_destinations(job: str) -> list[str]:
+    """The docker:// places a job of the project's own pipeline copies the built image to."""
+    script = yaml.safe_load((REPO_ROOT / ".gitlab-ci.yml").read_text())[job]["script"]
+    found = []
+    for line in script:
+        match = re.search(r'gitlab-xacct copy "oci:[^"]+" "docker://([^"]+)"(.*)', line)
+        if match:
+            repository, _, tag = match[1].rpartition(":")
+            found.append(f"{repository}:{tag}")
+            found += [f"{repository}:{t}" for t in re.findall(r"--tag (\S+)", match[2])]
+    return found
+
+
+def test_the_templates_run_the_image_the_release_pipeline_publishes() -> None:
+    """The job's image is IMAGE_REGISTRY_BASE/gitlab-xacct:VERSION, and the release pipeline
+    pushes exactly that name under its $CI_REGISTRY_IMAGE (the base of the project's public
+    home, or of a mirror), tagged with the release (`release-image` checks the tag is the
+    version): a template naming an image the release does not push fails here."""
+    version_ = project_version()
+    base = "$CI_TEMPLATE_REGISTRY_HOST/gitlab-xacct/gitlab-xacct"
+    component = component_job()
+    assert component["image"] == f"{base}/gitlab-xacct:{version_}"
+    assert classic_image() == component["image"]
+    assert "$CI_REGISTRY_IMAGE/gitlab-xacct:$CI_COMMIT_TAG" in release_destinations("release-image")
+    assert "$CI_REGISTRY_IMAGE/gitlab-xacct:$CI_COMMIT_SHA" in release_destinations("build-image")
+    mirrored = render_component(
+        COMPONENT.read_text(), {**REQUIRED, "image_registry_base": "$CI_REGISTRY/tools/xacct"}
+    )["xacct-ecr-push"]
+    assert mirrored["image"] == f"$CI_REGISTRY/tools/xacct/gitlab-xacct:{version_}"
+
+
+def test_nothing_is_installed_at_job_time_unless_asked() -> None:
+    for job in (classic_job(), component_job()):
+        assert job["variables"]["GITLAB_XACCT_PIP_INSTALL"] == "false"
+        first = job["script"][0]
+        assert first.startswith('if [ "$GITLAB_XACCT_PIP_INSTALL" = true ]; then ')
+
+
 def test_script_report_and_image_agree() -> None:
     classic, component = classic_job(), component_job()
     assert classic["script"] == component["script"]
     assert classic["artifacts"] == component["artifacts"]
-    assert classic["image"] == component["image"]
+    assert classic_image() == component["image"]
     dotenv = classic["artifacts"]["reports"]["dotenv"]
     assert classic["variables"]["XACCT_DOTENV"] == dotenv
     assert component["variables"]["XACCT_DOTENV"] == dotenv
@@ -123,7 +171,7 @@ def test_input_regexes_catch_the_usual_mistakes() -> None:
             ["XACCT_EXTERNAL_ID", "OURTHING_EXTERNAL_ID"],
             ["$OURTHING_EXTERNAL_ID", "a1b2-c3d4-secret", ""],
         ),
-        "version": ([project_version(), "", "1.2.3"], ["latest", ">=1.0", "1.0; rm -rf /"]),
+        "version": ([project_version(), "1.2.3"], ["latest", ">=1.0", "1.0; rm -rf /", ""]),
     }
     for name, (good, bad) in cases.items():
         pattern = re.compile(inputs[name]["regex"])
