@@ -150,6 +150,32 @@ def main() -> int:
                            capture_output=True, timeout=120, check=False)  # fmt: skip
 
 
+def in_image_aws_calls(buildah: Buildah, ctr: str, env: dict[str, str]) -> None:
+    """The image keeps botocore's models of the services the code calls, and nothing else:
+    each model loads, and the commands that call them work inside the image."""
+    from tests.unit.test_image_contents import services_called
+
+    services = sorted(services_called())
+    probe = (
+        "import botocore.session; s = botocore.session.get_session(); "
+        f"[s.get_service_model(name) for name in {services!r}]; "
+        "print(len(s.get_available_services()))"
+    )
+    kept = buildah("run", "--isolation", "chroot", ctr, "--", "python3", "-c", probe).strip()
+    if kept != str(len(services)):
+        sys.exit(f"image-test: the image has {kept} AWS service models, expected {services}")
+    as_job = ["env", *(f"{k}={v}" for k, v in env.items())]
+    commands = (
+        ["doctor"],
+        ["login", "--docker-config", "/home/xacct/docker.json"],
+        ["credentials", "--format", "json", "--output", "/home/xacct/credentials.json"],
+    )
+    for command in commands:
+        buildah("run", "--isolation", "chroot", ctr, "--", *as_job, "gitlab-xacct", *command,
+                timeout=180)  # fmt: skip
+    step(f"in the image: the models of {', '.join(services)} only; doctor, login, credentials ok")
+
+
 def exercise(buildah: Buildah, work: Path, tarball: Path, version: str, revision: str) -> int:
     step(f"importing the base as {BASE_IMAGE}")
     context = work / "base"
@@ -215,6 +241,7 @@ def exercise(buildah: Buildah, work: Path, tarball: Path, version: str, revision
         step(f"push inside the image: ok, skopeo sees team/app:from-image at {seen['Digest']}")
         if seen["Digest"] not in pushed:
             sys.exit(f"image-test: push printed {pushed!r}, not the digest {seen['Digest']}")
+        in_image_aws_calls(buildah, ctr, env)
 
         step("exporting the image as an OCI layout and copying it with gitlab-xacct")
         oci = work / "oci"
