@@ -7,16 +7,21 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: demo test image-test bench lint typecheck pytest system-deps ci-tools clean
+.PHONY: demo test image image-test bench lint typecheck pytest system-deps ci-tools clean
 
 demo: system-deps $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHONPATH=. $(PY) scripts/demo.py
 
 test: system-deps ci-tools $(STAMP) lint typecheck pytest
 
-# Builds the Dockerfile without Docker Hub (buildah, a debootstrap base cached in .cache/image-base/) and
-# runs the image against the stand-ins; not part of `make test` (needs root, ~1 min more cold).
-image-test: system-deps $(STAMP)
+# Builds the Dockerfile without Docker Hub (buildah, a debootstrap base cached in .cache/image-base/)
+# into the OCI layout build/image-oci (tag: the version); needs root.
+image: $(STAMP)
+	bash scripts/image-test.sh --build-only
+
+# The same build, then the image run against the stand-ins, and the CI templates run inside it by
+# gitlab-ci-local with podman; not part of `make test` (needs root, a few minutes cold).
+image-test: system-deps ci-tools $(STAMP)
 	bash scripts/image-test.sh
 
 # BENCH_ARGS passes flags through, e.g. make bench BENCH_ARGS="--scenario 1,2 --runs 3".

@@ -1,51 +1,49 @@
-"""`make image-test`: build the Dockerfile offline with buildah and try the image for real.
+"""`make image-test`: build the image as `make image` does and try it for real.
 
-1. a Debian base rootfs from debootstrap (cached as a tarball under .cache/image-base/);
-2. imports it as a local image and builds the Dockerfile on it (`--build-arg BASE_IMAGE`);
-3. runs `gitlab-xacct --version` and a `push` against the stand-ins inside the built image
-   (chroot isolation shares the host's network, so moto and docker-registry on 127.0.0.1 answer);
-4. exports the image as an OCI layout, copies it with `gitlab-xacct copy` to the registry and
-   reads it back with skopeo (same digest); prints the layer sizes (docs/benchmarks.md).
+1. builds the Dockerfile on the debootstrap base (scripts/image.py);
+2. runs `gitlab-xacct --version`, `push`, `doctor`, `login` and `credentials` against the
+   stand-ins inside the built image (chroot isolation shares the host's network, so moto and
+   docker-registry on 127.0.0.1 answer), and loads the AWS models the image keeps;
+3. exports the image as an OCI layout, copies it with `gitlab-xacct copy` to the registry and
+   reads it back with skopeo (same digest);
+4. runs the CI templates inside the image as GitLab does, with gitlab-ci-local and podman
+   (tests/image/pipelines.py); prints the layer sizes (docs/benchmarks.md).
 Every server is stopped by pid, every command has a timeout, the buildah store is removed.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
-import tomllib
 from pathlib import Path
 
+from scripts.image import (
+    STARTED,
+    Buildah,
+    build,
+    buildah_store,
+    export,
+    print_sizes,
+    project_version,
+)
+from tests.image.pipelines import run_pipelines
 from tests.standins.aws_world import build_world
 from tests.standins.gitlab_job import job_env
 from tests.standins.servers import start_moto, start_registry
 
-ROOT = Path(__file__).resolve().parents[2]
-CACHE = ROOT / ".cache" / "image-base"
-SUITE = "bookworm"
-BASE_TARBALL = CACHE / f"debian-{SUITE}-python3.tar.gz"
-BASE_IMAGE = f"localhost/xacct-base:{SUITE}"
-IMAGE = "localhost/gitlab-xacct:image-test"
 IN_IMAGE_PATH = "/opt/xacct/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
-STARTED = time.monotonic()
 
 
 def step(title: str) -> None:
     print(f"image-test [{time.monotonic() - STARTED:5.1f}s] {title}", flush=True)
 
 
-def run(*argv: str, timeout: float = 300, cwd: Path | None = None) -> str:
-    result = subprocess.run(
-        argv, capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False
-    )
+def run(*argv: str, timeout: float = 300) -> str:
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
     if result.returncode != 0:
         sys.exit(
             f"image-test: {' '.join(argv[:6])} ... failed ({result.returncode}):\n"
@@ -54,100 +52,14 @@ def run(*argv: str, timeout: float = 300, cwd: Path | None = None) -> str:
     return result.stdout
 
 
-def debian_mirror() -> str:
-    """The machine's own Debian mirror, as apt is configured."""
-    sources = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
-    for source in sources:
-        if not source.is_file():
-            continue
-        for line in source.read_text(errors="replace").splitlines():
-            words = line.split()
-            if (
-                line.startswith("URIs:")
-                and len(words) > 1
-                and words[1].rstrip("/").endswith("/debian")
-            ):
-                return words[1]
-            if words[:1] == ["deb"] and SUITE in words:
-                uri = next(w for w in words[1:] if "://" in w)
-                if uri.rstrip("/").endswith("/debian"):
-                    return uri
-    sys.exit("image-test: no Debian mirror for debootstrap in the apt sources; configure apt first")
-
-
-def base_tarball() -> Path:
-    if BASE_TARBALL.is_file():
-        step(f"base rootfs: cached {BASE_TARBALL.relative_to(ROOT)}")
-        return BASE_TARBALL
-    CACHE.mkdir(parents=True, exist_ok=True)
-    mirror = debian_mirror()
-    step(f"base rootfs: debootstrap {SUITE} from {mirror} (about a minute)")
-    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
-        rootfs = Path(tmp) / "rootfs"
-        run(
-            "debootstrap", "--variant=minbase", "--include=python3,python3-venv,ca-certificates",
-            SUITE, str(rootfs), mirror, timeout=600,
-        )  # fmt: skip
-        for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
-            for entry in (rootfs / junk).glob("*"):
-                if entry.is_file():
-                    entry.unlink()
-        partial = Path(tmp) / "rootfs.tar.gz"
-        run("tar", "--numeric-owner", "-C", str(rootfs), "-czf", str(partial), ".", timeout=300)
-        partial.replace(BASE_TARBALL)
-    return BASE_TARBALL
-
-
-class Buildah:
-    def __init__(self, store: Path) -> None:
-        self.flags = [
-            "--storage-driver", "vfs",
-            "--root", str(store / "root"),
-            "--runroot", str(store / "runroot"),
-        ]  # fmt: skip
-
-    def __call__(self, *argv: str, timeout: float = 300) -> str:
-        return run("buildah", *self.flags, *argv, timeout=timeout)
-
-
-def layer_sizes(layout: Path) -> list[dict[str, object]]:
-    """Each layer's media type, stored size and (for gzip) uncompressed size."""
-    index = json.loads((layout / "index.json").read_text())
-    manifest_digest = index["manifests"][0]["digest"].split(":", 1)[1]
-    manifest = json.loads((layout / "blobs" / "sha256" / manifest_digest).read_bytes())
-    sizes: list[dict[str, object]] = []
-    for layer in manifest["layers"]:
-        blob = layout / "blobs" / "sha256" / layer["digest"].split(":", 1)[1]
-        uncompressed = layer["size"]
-        if "gzip" in layer["mediaType"]:
-            with gzip.open(blob, "rb") as stream:
-                uncompressed = 0
-                while chunk := stream.read(1 << 20):
-                    uncompressed += len(chunk)
-        sizes.append({"mediaType": layer["mediaType"], "size": layer["size"],
-                      "uncompressed": uncompressed})  # fmt: skip
-    return sizes
-
-
 def main() -> int:
-    for tool in ("buildah", "debootstrap", "skopeo", "umoci", "docker-registry", "gitlab-xacct"):
+    tools = ("buildah", "debootstrap", "skopeo", "umoci", "docker-registry", "gitlab-xacct",
+             "podman", "gitlab-ci-local")  # fmt: skip
+    for tool in tools:
         if shutil.which(tool) is None:
             sys.exit(f"image-test: {tool} is not on PATH; run `make image-test`, which installs it")
-    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-    revision = run("git", "rev-parse", "HEAD", cwd=ROOT, timeout=30).strip()
-    tarball = base_tarball()
-
-    with tempfile.TemporaryDirectory(prefix="xacct-image-test-") as tmp:
-        work = Path(tmp)
-        buildah = Buildah(work / "store")
-        try:
-            return exercise(buildah, work, tarball, version, revision)
-        finally:
-            step("cleaning the buildah store")
-            subprocess.run(["buildah", *buildah.flags, "rm", "--all"],
-                           capture_output=True, timeout=120, check=False)  # fmt: skip
-            subprocess.run(["buildah", *buildah.flags, "rmi", "--all", "--force"],
-                           capture_output=True, timeout=120, check=False)  # fmt: skip
+    with buildah_store("xacct-image-test-") as (buildah, work):
+        return exercise(buildah, work, project_version())
 
 
 def in_image_aws_calls(buildah: Buildah, ctr: str, env: dict[str, str]) -> None:
@@ -176,36 +88,15 @@ def in_image_aws_calls(buildah: Buildah, ctr: str, env: dict[str, str]) -> None:
     step(f"in the image: the models of {', '.join(services)} only; doctor, login, credentials ok")
 
 
-def exercise(buildah: Buildah, work: Path, tarball: Path, version: str, revision: str) -> int:
-    step(f"importing the base as {BASE_IMAGE}")
-    context = work / "base"
-    context.mkdir()
-    os.link(tarball, context / "rootfs.tar.gz")
-    (context / "Containerfile").write_text('FROM scratch\nADD rootfs.tar.gz /\nCMD ["/bin/sh"]\n')
-    buildah("bud", "--isolation", "chroot", "--layers=false", "-t", BASE_IMAGE, str(context))
-
-    step("building the Dockerfile on it")
-    # The build's pip reaches the package index through this machine's TLS setup: its CA bundle
-    # is mounted for the RUN steps only and never ends up in the image.
-    build_env = work / "pip.conf"
-    build_env.write_text("[global]\ncert = /etc/ssl/host-ca.crt\ndisable-pip-version-check = 1\n")
-    buildah(
-        "bud", "--isolation", "chroot", "--layers=false", "--pull=never",
-        "--build-arg", f"BASE_IMAGE={BASE_IMAGE}",
-        "--build-arg", f"VERSION={version}",
-        "--build-arg", f"REVISION={revision}",
-        "-v", f"{HOST_CA}:/etc/ssl/host-ca.crt:ro",
-        "-v", f"{build_env}:/etc/pip.conf:ro",
-        "-t", IMAGE, "-f", str(ROOT / "Dockerfile"), str(ROOT),
-        timeout=600,
-    )  # fmt: skip
-    config = json.loads(buildah("inspect", "--type", "image", IMAGE))["OCIv1"]["config"]
+def exercise(buildah: Buildah, work: Path, version: str) -> int:
+    image, revision = build(buildah, work)
+    config = json.loads(buildah("inspect", "--type", "image", image))["OCIv1"]["config"]
     labels = config.get("Labels", {})
     if config.get("User") != "10001" or labels.get("org.opencontainers.image.revision") != revision:
         sys.exit(f"image-test: unexpected image config: {config}")
-    step(f"built {IMAGE}: user {config['User']}, labels {labels}")
+    step(f"built {image}: user {config['User']}, labels {labels}")
 
-    ctr = buildah("from", "--pull=never", IMAGE).strip()
+    ctr = buildah("from", "--pull=never", image).strip()
     shown = buildah("run", "--isolation", "chroot", ctr, "--", "gitlab-xacct", "--version").strip()
     if version not in shown:
         sys.exit(f"image-test: `gitlab-xacct --version` printed {shown!r}, not {version}")
@@ -218,7 +109,7 @@ def exercise(buildah: Buildah, work: Path, tarball: Path, version: str, revision
     with start_moto(work / "moto") as moto, start_registry(work / "registry") as registry:
         step(f"stand-ins: moto {moto.url} (pid {moto.pid}), registry {registry.url} "
              f"(pid {registry.pid})")  # fmt: skip
-        world = build_world(moto.url, external_id="image-test-ExternalId")
+        world = build_world(moto.url, external_id="sentinel-ImageTest-ExtId-7c41")
         layout = work / "small"
         run("umoci", "init", "--layout", str(layout))
         run("umoci", "new", "--image", f"{layout}:latest")
@@ -245,9 +136,7 @@ def exercise(buildah: Buildah, work: Path, tarball: Path, version: str, revision
 
         step("exporting the image as an OCI layout and copying it with gitlab-xacct")
         oci = work / "oci"
-        buildah("push", IMAGE, f"oci:{oci}:{version}")
-        index = json.loads((oci / "index.json").read_text())
-        digest = index["manifests"][0]["digest"]
+        digest = export(buildah, image, oci, version)
         run("gitlab-xacct", "copy", f"oci:{oci}:{version}",
             f"docker://{registry.host}/gitlab-xacct:{version}", "--dest-creds", creds,
             timeout=300)  # fmt: skip
@@ -260,16 +149,10 @@ def exercise(buildah: Buildah, work: Path, tarball: Path, version: str, revision
         if read_back != digest:
             sys.exit(f"image-test: registry has {read_back}, the layout {digest}")
         step(f"skopeo reads gitlab-xacct:{version} back at {digest} (same as the layout)")
+        run_pipelines(oci, version, world=world, registry=registry, work=work, step=step)
         buildah("rm", ctr)
 
-    sizes = layer_sizes(oci)
-    print("image-test: layers of the built image (bytes):", flush=True)
-    for layer in sizes:
-        print(f"  {layer['mediaType']}: stored {layer['size']}, "
-              f"uncompressed {layer['uncompressed']}")  # fmt: skip
-    total = sum(int(str(layer["uncompressed"])) for layer in sizes)
-    stored = sum(int(str(layer["size"])) for layer in sizes)
-    print(f"image-test: total uncompressed {total / 1e6:.1f} MB, stored {stored / 1e6:.1f} MB")
+    print_sizes(oci)
     step("done")
     return 0
 
