@@ -25,16 +25,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from scripts.image import rootfs_tarball
+from scripts.image import BASE_PACKAGES, HOST_CA, rootfs_tarball
 from tests.standins.aws_world import World
 from tests.standins.servers import Registry
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = "localhost/gitlab-xacct"  # image_registry_base: the job runs BASE/gitlab-xacct:VERSION
 HELPER = "localhost/xacct-ci-helper:bookworm"  # gitlab-ci-local's artifact copier: bash, rsync
+PIP_IMAGE = "localhost/xacct-python-pip:bookworm"  # the pip path: Python and pip, no gitlab-xacct
 PUSH_JOB = "push-to-ourthing"
 USE_JOB = "use-the-image"
 GCL_TIMEOUT = 600
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 COMPONENT = f"""\
 stages: [push, use]
@@ -61,6 +63,23 @@ include:
     - echo "uid $(id -u)"
   variables:
     GITLAB_XACCT_IMAGE_REGISTRY_BASE: {BASE}
+    XACCT_ROLE_ARN: {{role_arn}}
+    XACCT_SOURCE: oci:image:pipeline
+"""
+# The pip path, measured beside the image path: the same job installs the release at job time
+# (this tree's wheel, its dependencies from the package index, as `pip install gitlab-xacct`).
+PIP = f"""\
+stages: [push]
+include:
+  - local: xacct.gitlab-ci.yml
+{PUSH_JOB}:
+  extends: .xacct:ecr-push
+  stage: push
+  image: {PIP_IMAGE}
+  variables:
+    GITLAB_XACCT_PIP_INSTALL: "true"
+    PIP_FIND_LINKS: wheels
+    PIP_CERT: ca.crt
     XACCT_ROLE_ARN: {{role_arn}}
     XACCT_SOURCE: oci:image:pipeline
 """
@@ -131,11 +150,35 @@ def make_repo(root: Path, pipeline: str) -> Path:
         ["umoci", "new", "--image", layout],
     ):
         subprocess.run(argv, capture_output=True, timeout=60, check=True)
-    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
-    for argv in (["init", "--quiet", "--initial-branch", "main"], ["add", "--all"],
-                 ["commit", "--quiet", "--message", "pipeline"]):  # fmt: skip
-        subprocess.run([*git, *argv], capture_output=True, timeout=60, check=True)
+    subprocess.run(["git", "-C", str(repo), "init", "--quiet", "--initial-branch", "main"],
+                   capture_output=True, timeout=60, check=True)  # fmt: skip
+    commit(repo, "pipeline")
     return repo
+
+
+def commit(repo: Path, message: str) -> None:
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    for argv in (["add", "--all"], ["commit", "--quiet", "--message", message]):
+        subprocess.run([*git, *argv], capture_output=True, timeout=60, check=True)
+
+
+def add_pip_path(podman: Podman, repo: Path) -> None:
+    """The pip path's image (the Debian base with a venv on PATH) and, in `repo`, this tree's
+    wheel and the machine's CA bundle (pip reaches the package index through it)."""
+    if not podman("images", "--quiet", PIP_IMAGE).strip():
+        podman("import", str(rootfs_tarball("python3", BASE_PACKAGES)), "localhost/xacct-base:pip")
+        podman("run", "--name", "xacct-pip", "localhost/xacct-base:pip", "python3", "-m", "venv",
+               "/opt/py", timeout=300)  # fmt: skip
+        podman("commit", "--quiet", "--change", f"ENV PATH=/opt/py/bin:{SYSTEM_PATH}",
+               "xacct-pip", PIP_IMAGE)  # fmt: skip
+        podman("rm", "xacct-pip")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+         "--wheel-dir", str(repo / "wheels"), str(ROOT)],
+        capture_output=True, timeout=300, check=True,
+    )  # fmt: skip
+    shutil.copy(HOST_CA, repo / "ca.crt")
+    commit(repo, "the pip path's wheel and CA bundle")  # gitlab-ci-local copies what git tracks
 
 
 def run_gitlab_ci_local(podman: Podman, repo: Path, variables: dict[str, str]) -> Outcome:
@@ -184,6 +227,12 @@ def check_log(outcome: Outcome, secrets: tuple[str, ...], sections: tuple[str, .
               outcome)  # fmt: skip
 
 
+def job_time(outcome: Outcome) -> str:
+    """The push job's wall time as gitlab-ci-local reports it (the image pull aside)."""
+    took = re.search(rf"{PUSH_JOB}\s+finished in ([0-9.]+ m?s)", outcome.output)
+    return took[1] if took else "?"
+
+
 def skopeo_digest(registry: Registry, reference: str) -> str | None:
     result = subprocess.run(
         ["skopeo", "inspect", "--tls-verify=false", "--creds",
@@ -212,6 +261,7 @@ def run_pipelines(
             "XACCT_REPOSITORY": "team/app",
             "XACCT_EXTERNAL_ID": world.external_id,
         }
+        image_times: list[str] = []
         for name, pipeline in (("component", COMPONENT), ("classic", CLASSIC)):
             text = pipeline.format(role_arn=world.role_arn) + USE.format(version=version)
             tag = f"{name}-in-image"
@@ -227,9 +277,17 @@ def run_pipelines(
             check(f"got {outcome.dotenv['XACCT_IMAGE_URI']}" in outcome.use_log,
                   f"{USE_JOB} did not get XACCT_IMAGE_URI through needs:", outcome)  # fmt: skip
             check_log(outcome, secrets, ("identity", "ecr", "push"))
-            took = re.search(rf"{PUSH_JOB}\s+finished in ([0-9.]+ m?s)", outcome.output)
+            image_times.append(job_time(outcome))
             step(f"{name} pipeline in the image: pushed {digest}, {USE_JOB} got the URI, log "
-                 f"clean; push job {took[1] if took else '?'}")  # fmt: skip
+                 f"clean; push job {image_times[-1]}")  # fmt: skip
+
+        repo = make_repo(work / "pipeline-pip", PIP.format(role_arn=world.role_arn))
+        add_pip_path(podman, repo)
+        pip = run_gitlab_ci_local(podman, repo, {**common, "XACCT_TAGS": "pip-path"})
+        digest = pip.dotenv.get("XACCT_IMAGE_DIGEST", "")
+        check(pip.returncode == 0 and skopeo_digest(registry, "team/app:pip-path") == digest != "",
+              "the pip path failed", pip)  # fmt: skip
+        step(f"pip path: push job {job_time(pip)} (image path: {', '.join(image_times)})")
 
         wrong = run_gitlab_ci_local(
             podman, make_repo(work / "pipeline-wrong", COMPONENT.format(role_arn=world.role_arn)),
