@@ -44,13 +44,14 @@ def step(title: str) -> None:
     print(f"image [{time.monotonic() - STARTED:5.1f}s] {title}", flush=True)
 
 
-def run(*argv: str, timeout: float = 300, cwd: Path | None = None) -> str:
+def run(*argv: str, timeout: float = 300, cwd: Path | None = None, who: str = "image") -> str:
+    """A command's stdout; its failure ends the script with its output, named by `who`."""
     result = subprocess.run(
         argv, capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False
     )
     if result.returncode != 0:
         sys.exit(
-            f"image: {' '.join(argv[:6])} ... failed ({result.returncode}):\n"
+            f"{who}: {' '.join(argv[:6])} ... failed ({result.returncode}):\n"
             f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         )
     return result.stdout

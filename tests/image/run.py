@@ -30,6 +30,7 @@ from scripts.image import (
     print_sizes,
     project_version,
 )
+from scripts.image import run as image_run
 from tests.image.pipelines import run_pipelines
 from tests.standins.aws_world import build_world
 from tests.standins.gitlab_job import job_env
@@ -43,13 +44,7 @@ def step(title: str) -> None:
 
 
 def run(*argv: str, timeout: float = 300) -> str:
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-    if result.returncode != 0:
-        sys.exit(
-            f"image-test: {' '.join(argv[:6])} ... failed ({result.returncode}):\n"
-            f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-        )
-    return result.stdout
+    return image_run(*argv, timeout=timeout, who="image-test")
 
 
 def main() -> int:
