@@ -440,19 +440,38 @@ def resolve_duration(
 ) -> int:
     """XACCT_DURATION_SECONDS; over an hour is refused here when a hop is known to be assumed
     with role credentials (a chain, or after OIDC): AWS caps role chaining at one hour. A base
-    identity that is itself a role is found out only at run time (aws/identity.py)."""
+    identity that is itself a role is found out only at run time (aws/identity.py), by the
+    same rule."""
     if found is None:
         return 3600
-    seconds = validate.duration(*found)
-    chained = 1 if web else 2
-    if seconds > CHAINED_MAX_SECONDS and chained <= len(hops):
-        hop = hops[chained - 1]
-        raise ConfigError(
-            f"{found[1]}: {seconds} s is more than AWS allows at hop {chained} of {len(hops)} "
-            f"({hop.origin}): it is assumed with role credentials (role chaining), which AWS "
-            f"caps at {CHAINED_MAX_SECONDS} s; set it to {CHAINED_MAX_SECONDS} or less"
-        )
+    seconds, origin = validate.duration(*found), found[1]
+    check_chained_duration(
+        seconds, hops, 1 if web else 2, origin=origin,
+        label=lambda number: f"hop {number} of {len(hops)} ({hops[number - 1].origin})",
+    )  # fmt: skip
     return seconds
+
+
+def check_chained_duration(
+    seconds: int,
+    hops: tuple[Hop, ...],
+    first_chained: int,
+    *,
+    origin: str,
+    label: Callable[[int], str],
+    setting: str = "it",
+) -> None:
+    """The role-chaining rule, the one copy: hop `first_chained` onwards are assumed with role
+    credentials (after OIDC, after a chain's first hop, or from a base identity that is itself
+    a role session), and AWS caps such a session at CHAINED_MAX_SECONDS. Refused before any
+    AssumeRole, naming the hop by `label(number)` and the setting to lower."""
+    if seconds <= CHAINED_MAX_SECONDS or first_chained > len(hops):
+        return
+    raise ConfigError(
+        f"{origin}: {seconds} s is more than AWS allows at {label(first_chained)}: it is assumed "
+        f"with role credentials (role chaining), which AWS caps at {CHAINED_MAX_SECONDS} s; set "
+        f"{setting} to {CHAINED_MAX_SECONDS} or less"
+    )
 
 
 def _said(external_id: Secret | None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from gitlab_xacct import settings
 from gitlab_xacct.aws.credentials import (
     AssumedRole,
     Session,
@@ -12,12 +13,10 @@ from gitlab_xacct.aws.credentials import (
     base_session,
     caller_arn,
 )
-from gitlab_xacct.errors import ConfigError, IdentityError
-from gitlab_xacct.settings import IdentitySettings
+from gitlab_xacct.errors import IdentityError
+from gitlab_xacct.settings import CHAINED_MAX_SECONDS, IdentitySettings
 
 log = logging.getLogger(__name__)
-
-CHAINED_MAX_SECONDS = 3600  # AWS caps role sessions assumed with role credentials at one hour
 
 
 def assume_target(identity: IdentitySettings) -> AssumedRole:
@@ -81,11 +80,11 @@ def hop_label(identity: IdentitySettings, number: int) -> str:
 
 def check_chained_duration(identity: IdentitySettings, first_chained: int) -> None:
     """Refuse before any AssumeRole: hop `first_chained` onwards use role credentials."""
-    if identity.duration_seconds <= CHAINED_MAX_SECONDS or first_chained > len(identity.hops):
-        return
-    raise ConfigError(
-        f"XACCT_DURATION_SECONDS: {identity.duration_seconds} s is more than AWS allows at "
-        f"{hop_label(identity, first_chained)}: it is assumed with role credentials (role "
-        f"chaining), which AWS caps at {CHAINED_MAX_SECONDS} s; set XACCT_DURATION_SECONDS to "
-        "3600 or less"
+    settings.check_chained_duration(
+        identity.duration_seconds,
+        identity.hops,
+        first_chained,
+        origin="XACCT_DURATION_SECONDS",
+        label=lambda number: hop_label(identity, number),
+        setting="XACCT_DURATION_SECONDS",
     )

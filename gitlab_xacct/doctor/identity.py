@@ -20,14 +20,14 @@ from gitlab_xacct.aws.credentials import (
     client_config,
 )
 from gitlab_xacct.aws.explain import principal_for
-from gitlab_xacct.aws.identity import CHAINED_MAX_SECONDS, check_chained_duration, hop_label
+from gitlab_xacct.aws.identity import check_chained_duration, hop_label
 from gitlab_xacct.doctor import own_policy
 from gitlab_xacct.doctor.own_policy import Verdict
 from gitlab_xacct.doctor.report import BUILD, GITLAB, OURTHING, Cause, Check, ok
 from gitlab_xacct.errors import ConfigError, IdentityError
 from gitlab_xacct.records import record
 from gitlab_xacct.secrets import mask
-from gitlab_xacct.settings import Hop, IdentitySettings
+from gitlab_xacct.settings import CHAINED_MAX_SECONDS, Hop, IdentitySettings
 
 BASE = "base identity"
 ASSUME = "assume role"
