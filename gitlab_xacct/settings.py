@@ -187,23 +187,18 @@ class PushSettings:
     ) -> PushSettings:
         check_unknown_variables(env)
         r = Resolver(env, flags or {}, cls.OPTIONS)
-        source_value, source_origin = r.required("source", "the image to push")
-        try:
-            source = parse_source(source_value)
-        except ConfigError as exc:
-            raise ConfigError(f"{source_origin}: {exc}") from None
+        source, source_origin = resolve_source(r)
         platforms, platforms_origin = platform_list(r)
-        dotenv = r.get("dotenv")
         return cls(
             destinations=_destinations(r),
             source=source,
             source_origin=source_origin,
-            tags=_tags(r),
+            tags=resolve_tags(r),
             create_repository=r.boolean("create_repository"),
             platforms=platforms,
             platforms_origin=platforms_origin,
             engine=engine_options(r),
-            dotenv=_report_path(*dotenv) if dotenv else None,
+            dotenv=resolve_dotenv(r),
             debug=r.boolean("debug"),
         )
 
@@ -536,7 +531,21 @@ def resolve_web_identity(r: Resolver) -> WebIdentity | None:
     return WebIdentity(role=role, token=Secret(token), token_variable=variable)
 
 
-def _tags(r: Resolver) -> tuple[str, ...]:
+def resolve_source(r: Resolver) -> tuple[SourceSpec, str]:
+    """XACCT_SOURCE (--source), parsed (not opened), and where it was set."""
+    value, origin = r.required("source", "the image to push")
+    try:
+        return parse_source(value), origin
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
+
+
+def resolve_dotenv(r: Resolver) -> Path | None:
+    found = r.get("dotenv")
+    return _report_path(*found) if found else None
+
+
+def resolve_tags(r: Resolver) -> tuple[str, ...]:
     explicit = r.list("tags")
     pairs: list[tuple[str, str]]
     if explicit:
