@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import NoReturn, cast
 
-from gitlab_xacct import __version__, cancel
+from gitlab_xacct import __version__, cancel, validate
 from gitlab_xacct import log as xlog
 from gitlab_xacct.errors import ConfigError, XacctError
 from gitlab_xacct.options import SOURCE_FORMS, Option, one_of
@@ -246,7 +246,13 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     args = build_parser(_chosen(words)).parse_args(words)
     name = " ".join(filter(None, (args.command, getattr(args, "subcommand", None))))
     flags = {k: v for k, v in vars(args).items() if k not in ("command", "subcommand")}
-    debug = bool(flags.get("debug")) or env.get("XACCT_DEBUG", "").lower() in ("1", "true", "yes")
+    try:
+        debug = _debug(flags, env)
+    except ConfigError as exc:
+        debug = False
+        if name not in _LIST_EVERY_PROBLEM:
+            _print_error(_one_line(str(exc)))
+            return exc.exit_code
     xlog.setup(debug=debug)
     with cancel.installed():  # SIGTERM (a cancelled job) and SIGINT become cancel.Cancelled
         try:
@@ -264,6 +270,17 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         except KeyboardInterrupt:
             _print_error("interrupted; nothing was tagged unless the log says so")
             return 130
+
+
+# Commands that report a bad XACCT_DEBUG among every other problem they find, not alone.
+_LIST_EVERY_PROBLEM = frozenset({"doctor"})
+
+
+def _debug(flags: Mapping[str, object], env: Mapping[str, str]) -> bool:
+    """--debug / --no-debug, else XACCT_DEBUG through the one boolean parser (the settings',
+    so a value means the same here as there); a value it refuses is a ConfigError."""
+    flag = flags.get("debug")
+    return flag if isinstance(flag, bool) else validate.boolean_variable(env, "XACCT_DEBUG")
 
 
 def _chosen(words: Sequence[str]) -> str | None:

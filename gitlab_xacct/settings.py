@@ -189,23 +189,18 @@ class PushSettings:
     ) -> PushSettings:
         check_unknown_variables(env)
         r = Resolver(env, flags or {}, cls.OPTIONS)
-        source_value, source_origin = r.required("source", "the image to push")
-        try:
-            source = parse_source(source_value)
-        except ConfigError as exc:
-            raise ConfigError(f"{source_origin}: {exc}") from None
+        source, source_origin = resolve_source(r)
         platforms, platforms_origin = platform_list(r)
-        dotenv = r.get("dotenv")
         return cls(
             destinations=_destinations(r),
             source=source,
             source_origin=source_origin,
-            tags=_tags(r),
+            tags=resolve_tags(r),
             create_repository=r.boolean("create_repository"),
             platforms=platforms,
             platforms_origin=platforms_origin,
             engine=engine_options(r),
-            dotenv=_report_path(*dotenv) if dotenv else None,
+            dotenv=resolve_dotenv(r),
             debug=r.boolean("debug"),
         )
 
@@ -436,19 +431,38 @@ def resolve_duration(
 ) -> int:
     """XACCT_DURATION_SECONDS; over an hour is refused here when a hop is known to be assumed
     with role credentials (a chain, or after OIDC): AWS caps role chaining at one hour. A base
-    identity that is itself a role is found out only at run time (aws/identity.py)."""
+    identity that is itself a role is found out only at run time (aws/identity.py), by the
+    same rule."""
     if found is None:
         return 3600
-    seconds = validate.duration(*found)
-    chained = 1 if web else 2
-    if seconds > CHAINED_MAX_SECONDS and chained <= len(hops):
-        hop = hops[chained - 1]
-        raise ConfigError(
-            f"{found[1]}: {seconds} s is more than AWS allows at hop {chained} of {len(hops)} "
-            f"({hop.origin}): it is assumed with role credentials (role chaining), which AWS "
-            f"caps at {CHAINED_MAX_SECONDS} s; set it to {CHAINED_MAX_SECONDS} or less"
-        )
+    seconds, origin = validate.duration(*found), found[1]
+    check_chained_duration(
+        seconds, hops, 1 if web else 2, origin=origin,
+        label=lambda number: f"hop {number} of {len(hops)} ({hops[number - 1].origin})",
+    )  # fmt: skip
     return seconds
+
+
+def check_chained_duration(
+    seconds: int,
+    hops: tuple[Hop, ...],
+    first_chained: int,
+    *,
+    origin: str,
+    label: Callable[[int], str],
+    setting: str = "it",
+) -> None:
+    """The role-chaining rule, the one copy: hop `first_chained` onwards are assumed with role
+    credentials (after OIDC, after a chain's first hop, or from a base identity that is itself
+    a role session), and AWS caps such a session at CHAINED_MAX_SECONDS. Refused before any
+    AssumeRole, naming the hop by `label(number)` and the setting to lower."""
+    if seconds <= CHAINED_MAX_SECONDS or first_chained > len(hops):
+        return
+    raise ConfigError(
+        f"{origin}: {seconds} s is more than AWS allows at {label(first_chained)}: it is assumed "
+        f"with role credentials (role chaining), which AWS caps at {CHAINED_MAX_SECONDS} s; set "
+        f"{setting} to {CHAINED_MAX_SECONDS} or less"
+    )
 
 
 def _said(external_id: Secret | None) -> str:
@@ -513,7 +527,21 @@ def resolve_web_identity(r: Resolver) -> WebIdentity | None:
     return WebIdentity(role=role, token=Secret(token), token_variable=variable)
 
 
-def _tags(r: Resolver) -> tuple[str, ...]:
+def resolve_source(r: Resolver) -> tuple[SourceSpec, str]:
+    """XACCT_SOURCE (--source), parsed (not opened), and where it was set."""
+    value, origin = r.required("source", "the image to push")
+    try:
+        return parse_source(value), origin
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
+
+
+def resolve_dotenv(r: Resolver) -> Path | None:
+    found = r.get("dotenv")
+    return _report_path(*found) if found else None
+
+
+def resolve_tags(r: Resolver) -> tuple[str, ...]:
     explicit = r.list("tags")
     pairs: list[tuple[str, str]]
     if explicit:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from gitlab_xacct.errors import ConfigError
@@ -200,6 +201,13 @@ def boolean(value: str, origin: str) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{origin}: {value!r} is not a boolean; use true or false")
+
+
+def boolean_variable(env: Mapping[str, str], name: str, *, default: bool = False) -> bool:
+    """Variable `name` through `boolean`; unset or empty is `default`. For the switches read
+    before any settings are (XACCT_DEBUG at the CLI's start and in the credential helper)."""
+    value = env.get(name, "")
+    return boolean(value, name) if value.strip() else default
 
 
 def is_loopback(host: str) -> bool:

@@ -1,9 +1,8 @@
 """The STS calls (base identity, AssumeRoleWithWebIdentity, AssumeRole), each made a session.
 
-Sessions are botocore's, not boto3's: boto3 adds nothing the job uses and imports s3transfer and
-its resource machinery (about 0.1 s of every push). One botocore session serves every identity
-of the process, so its data files and handlers are set up once; an assumed role's clients get
-that role's credentials explicitly.
+Sessions are boto3's, one per identity: the runner's own (boto3's default credential chain), or
+an assumed role's credentials. Every AWS client of the tool is made by `client`, with its
+botocore Config built in `client_config`.
 """
 
 from __future__ import annotations
@@ -12,7 +11,8 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-import botocore.session
+import boto3
+from boto3.session import Session
 from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
@@ -24,7 +24,6 @@ from gitlab_xacct.records import record
 from gitlab_xacct.secrets import mask, register
 
 if TYPE_CHECKING:
-    from botocore.credentials import Credentials
     from mypy_boto3_ecr import ECRClient
     from mypy_boto3_iam import IAMClient
     from mypy_boto3_sts import STSClient
@@ -49,6 +48,39 @@ def client_config(*, unsigned: bool = False) -> Config:
     )
 
 
+@overload
+def client(
+    session: Session, service: Literal["sts"], region: str | None = ..., *, unsigned: bool = ...
+) -> STSClient: ...
+@overload
+def client(
+    session: Session, service: Literal["ecr"], region: str | None = ..., *, unsigned: bool = ...
+) -> ECRClient: ...
+@overload
+def client(
+    session: Session, service: Literal["iam"], region: str | None = ..., *, unsigned: bool = ...
+) -> IAMClient: ...
+def client(
+    session: Session, service: str, region: str | None = None, *, unsigned: bool = False
+) -> Any:
+    """The one place an AWS client is made: `session`'s identity (none when `unsigned`), in
+    `region` (else the session's), configured by `client_config`. Endpoints follow botocore's
+    rules, AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE> included."""
+    return session.client(  # type: ignore[call-overload]
+        service, region_name=region, config=client_config(unsigned=unsigned)
+    )
+
+
+class AssumeRoleError(IdentityError):
+    """An sts:AssumeRole that failed, explained in its message; `code` and `aws_message` are
+    what AWS answered (`code` None: no answer, for want of credentials or of a connection)."""
+
+    def __init__(self, message: str, *, code: str | None = None, aws_message: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.aws_message = aws_message
+
+
 @record(frozen=True)
 class AssumedRole:
     """Credentials of a role session; every AWS call after a hop uses these only."""
@@ -60,59 +92,6 @@ class AssumedRole:
     expiration: datetime
 
 
-class Session:
-    """One AWS identity: the runner's own (botocore's default chain), or explicit credentials
-    (an assumed role). The part of boto3.Session the tool uses."""
-
-    def __init__(
-        self,
-        core: botocore.session.Session,
-        *,
-        credentials: tuple[str, str, str | None] | None = None,  # key id, secret, token
-        region_name: str | None = None,
-    ) -> None:
-        self._core = core
-        self._credentials = credentials
-        self._region = region_name
-
-    @property
-    def region_name(self) -> str | None:
-        return self._region or self._core.get_config_variable("region")
-
-    def get_credentials(self) -> Credentials | None:
-        if self._credentials is None:
-            return self._core.get_credentials()
-        from botocore.credentials import Credentials
-
-        return Credentials(*self._credentials)
-
-    @overload
-    def client(
-        self, service_name: Literal["sts"], *, region_name: str | None = ..., config: Config
-    ) -> STSClient: ...
-    @overload
-    def client(
-        self, service_name: Literal["ecr"], *, region_name: str | None = ..., config: Config
-    ) -> ECRClient: ...
-    @overload
-    def client(
-        self, service_name: Literal["iam"], *, region_name: str | None = ..., config: Config
-    ) -> IAMClient: ...
-    def client(self, service_name: str, *, region_name: str | None = None, config: Config) -> Any:
-        key, secret, token = self._credentials or (None, None, None)
-        return self._core.create_client(
-            service_name,
-            region_name=region_name or self._region,
-            config=config,
-            aws_access_key_id=key,
-            aws_secret_access_key=secret,
-            aws_session_token=token,
-        )
-
-
-_core: botocore.session.Session | None = None
-
-
 def new_session(
     *,
     aws_access_key_id: str | None = None,
@@ -120,16 +99,14 @@ def new_session(
     aws_session_token: str | None = None,
     region_name: str | None = None,
 ) -> Session:
-    """A session on the process's one botocore session: botocore's data files (endpoints,
-    partitions, service models) and event handlers are set up once, not per identity (about
-    0.1 s apiece; a push has one identity per hop and the runner's)."""
-    global _core  # noqa: PLW0603 - one per process, made by the first session
-    if _core is None:
-        _core = botocore.session.get_session()
-    credentials = None
-    if aws_access_key_id and aws_secret_access_key:
-        credentials = (aws_access_key_id, aws_secret_access_key, aws_session_token)
-    return Session(_core, credentials=credentials, region_name=region_name)
+    """A boto3 session of its own for one identity: explicit credentials (an assumed role's),
+    or none, so that boto3's default chain finds the runner's."""
+    return boto3.Session(
+        aws_access_key_id=aws_access_key_id,
+        aws_secret_access_key=aws_secret_access_key,
+        aws_session_token=aws_session_token,
+        region_name=region_name,
+    )
 
 
 def base_session() -> Session:
@@ -147,8 +124,7 @@ def base_session() -> Session:
 def caller_arn(session: Session, region: str) -> str | None:
     """Who a session is, for messages and the chaining check; None when even that is refused."""
     try:
-        sts = session.client("sts", region_name=region, config=client_config())
-        return sts.get_caller_identity()["Arn"]
+        return client(session, "sts", region).get_caller_identity()["Arn"]
     except (ClientError, BotoCoreError):
         return None
 
@@ -157,7 +133,7 @@ def assume_with_web_identity(
     web: WebIdentity, *, session_name: str, region: str, duration_seconds: int
 ) -> AssumedRole:
     """GitLab OIDC: the ID token is the only proof; the call is unsigned, no AWS keys at all."""
-    sts = new_session().client("sts", region_name=region, config=client_config(unsigned=True))
+    sts = client(new_session(), "sts", region, unsigned=True)
     log.debug("sts:AssumeRoleWithWebIdentity %s as session %s", web.role, session_name)
     try:
         response = sts.assume_role_with_web_identity(
@@ -185,8 +161,9 @@ def assume_role(
     tags_in_play: bool = False,
 ) -> AssumedRole:
     """`tags` are sent on this call; `tags_in_play` says a chain carries transitive tags into
-    it, which AWS also checks against sts:TagSession (for the explanation only)."""
-    sts = caller.client("sts", region_name=region, config=client_config())
+    it, which AWS also checks against sts:TagSession (for the explanation only). A failure is
+    an AssumeRoleError."""
+    sts = client(caller, "sts", region)
     params: dict[str, object] = {
         "RoleArn": str(hop.role),
         "RoleSessionName": session_name,
@@ -202,7 +179,7 @@ def assume_role(
     try:
         response = sts.assume_role(**params)  # type: ignore[arg-type]
     except NoCredentialsError:
-        raise IdentityError(
+        raise AssumeRoleError(
             "no AWS credentials for the base identity: the runner has no instance or task role "
             "that boto3 can find, and AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE and "
             "AWS_WEB_IDENTITY_TOKEN_FILE are unset; or use GitLab OIDC "
@@ -210,11 +187,17 @@ def assume_role(
         ) from None
     except ClientError as exc:
         caller_name = caller_arn(caller, region)
-        raise explain.assume_role_failure(
+        explained = explain.assume_role_failure(
             exc, hop, label=label, caller=caller_name, tagged=bool(tags) or tags_in_play
+        )
+        error = exc.response.get("Error", {})
+        raise AssumeRoleError(
+            str(explained),
+            code=str(error.get("Code", "")),
+            aws_message=mask(str(error.get("Message", ""))),
         ) from None
     except BotoCoreError as exc:
-        raise IdentityError(
+        raise AssumeRoleError(
             f"could not reach AWS STS to assume {hop.role}: {mask(str(exc))}"
         ) from None
     return _session(response["Credentials"], response["AssumedRoleUser"]["Arn"], region)

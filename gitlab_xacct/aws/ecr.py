@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 
 from gitlab_xacct.aws import explain
-from gitlab_xacct.aws.credentials import AssumedRole, client_config
+from gitlab_xacct.aws.credentials import AssumedRole, client
 from gitlab_xacct.errors import RegistryAuthError
 from gitlab_xacct.records import record
 from gitlab_xacct.secrets import Secret, mask, register
@@ -30,7 +30,7 @@ class RegistryLogin:
 
 
 def ecr_client(role: AssumedRole, region: str) -> ECRClient:
-    return role.session.client("ecr", region_name=region, config=client_config())
+    return client(role.session, "ecr", region)
 
 
 def ensure_repository(

@@ -3,37 +3,30 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
+from boto3.session import Session
+
+from gitlab_xacct import settings
 from gitlab_xacct.aws.credentials import (
     AssumedRole,
-    Session,
     assume_role,
     assume_with_web_identity,
     base_session,
     caller_arn,
 )
-from gitlab_xacct.errors import ConfigError, IdentityError
-from gitlab_xacct.settings import IdentitySettings
+from gitlab_xacct.errors import IdentityError
+from gitlab_xacct.settings import CHAINED_MAX_SECONDS, IdentitySettings
 
 log = logging.getLogger(__name__)
-
-CHAINED_MAX_SECONDS = 3600  # AWS caps role sessions assumed with role credentials at one hour
 
 
 def assume_target(identity: IdentitySettings) -> AssumedRole:
     """Every hop in order; the result holds the target role's credentials only."""
-    hops = identity.hops
     caller: Session
     if identity.web_identity:
         check_chained_duration(identity, 1)
-        web = assume_with_web_identity(
-            identity.web_identity,
-            session_name=identity.session_name,
-            region=identity.region,
-            # Used for one call, the next hop: the shortest lifetime AWS allows is enough.
-            duration_seconds=900,
-        )
-        caller = web.session
+        caller = web_identity_role(identity).session
     else:
         caller = base_session()
         if identity.duration_seconds > CHAINED_MAX_SECONDS:
@@ -42,23 +35,7 @@ def assume_target(identity: IdentitySettings) -> AssumedRole:
             arn = caller_arn(caller, identity.region) or ""
             check_chained_duration(identity, 1 if ":assumed-role/" in arn else 2)
 
-    role: AssumedRole | None = None
-    for number, hop in enumerate(hops, start=1):
-        role = assume_role(
-            caller,
-            hop,
-            label=hop_label(identity, number),
-            session_name=identity.session_name,
-            region=identity.region,
-            duration_seconds=identity.duration_seconds,
-            # Tags go on the first AssumeRole only: they are transitive, so later hops keep
-            # them, and AWS refuses a later hop that sets a transitive key again.
-            tags=identity.session_tags if number == 1 else (),
-            tags_in_play=bool(identity.session_tags),
-        )
-        caller = role.session
-    if role is None:  # settings always hold the target hop
-        raise AssertionError("no role to assume")
+    *_, role = assume_hops(identity, caller)  # the last is the target: settings always hold it
 
     allowed = identity.allowed_account_ids
     if allowed is not None and role.account not in allowed:
@@ -68,6 +45,54 @@ def assume_target(identity: IdentitySettings) -> AssumedRole:
             "XACCT_ROLE_ARN or the list"
         )
     return role
+
+
+def web_identity_role(identity: IdentitySettings) -> AssumedRole:
+    """GitLab OIDC's role session, the caller of the first hop (XACCT_WEB_IDENTITY_ROLE_ARN)."""
+    if identity.web_identity is None:
+        raise AssertionError("no web identity configured")
+    return assume_with_web_identity(
+        identity.web_identity,
+        session_name=identity.session_name,
+        region=identity.region,
+        # Used for one call, the next hop: the shortest lifetime AWS allows is enough.
+        duration_seconds=900,
+    )
+
+
+def assume_hops(identity: IdentitySettings, caller: Session) -> Iterator[AssumedRole]:
+    """The hop loop, push's and the doctor's: each hop assumed with the previous one's
+    credentials, starting from `caller`'s, each role yielded as it is reached. A refusal is
+    an AssumeRoleError raised at the hop after the last one yielded."""
+    for number in range(1, len(identity.hops) + 1):
+        role = assume_hop(identity, number, caller)
+        yield role
+        caller = role.session
+
+
+def assume_hop(
+    identity: IdentitySettings,
+    number: int,
+    caller: Session,
+    *,
+    tags: tuple[tuple[str, str], ...] | None = None,
+) -> AssumedRole:
+    """Hop `number` (from 1) as the loop makes it; `tags` replaces its session tags (the doctor
+    tries the first hop without them to tell whether they are what AWS refuses)."""
+    if tags is None:
+        # Tags go on the first AssumeRole only: they are transitive, so later hops keep them,
+        # and AWS refuses a later hop that sets a transitive key again.
+        tags = identity.session_tags if number == 1 else ()
+    return assume_role(
+        caller,
+        identity.hops[number - 1],
+        label=hop_label(identity, number),
+        session_name=identity.session_name,
+        region=identity.region,
+        duration_seconds=identity.duration_seconds,
+        tags=tags,
+        tags_in_play=bool(identity.session_tags),
+    )
 
 
 def hop_label(identity: IdentitySettings, number: int) -> str:
@@ -81,11 +106,11 @@ def hop_label(identity: IdentitySettings, number: int) -> str:
 
 def check_chained_duration(identity: IdentitySettings, first_chained: int) -> None:
     """Refuse before any AssumeRole: hop `first_chained` onwards use role credentials."""
-    if identity.duration_seconds <= CHAINED_MAX_SECONDS or first_chained > len(identity.hops):
-        return
-    raise ConfigError(
-        f"XACCT_DURATION_SECONDS: {identity.duration_seconds} s is more than AWS allows at "
-        f"{hop_label(identity, first_chained)}: it is assumed with role credentials (role "
-        f"chaining), which AWS caps at {CHAINED_MAX_SECONDS} s; set XACCT_DURATION_SECONDS to "
-        "3600 or less"
+    settings.check_chained_duration(
+        identity.duration_seconds,
+        identity.hops,
+        first_chained,
+        origin="XACCT_DURATION_SECONDS",
+        label=lambda number: hop_label(identity, number),
+        setting="XACCT_DURATION_SECONDS",
     )

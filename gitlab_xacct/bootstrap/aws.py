@@ -8,7 +8,7 @@ from urllib.parse import unquote
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from gitlab_xacct.aws.credentials import base_session, client_config
+from gitlab_xacct.aws.credentials import base_session, client
 from gitlab_xacct.aws.iam import PolicyDocument
 from gitlab_xacct.errors import ConfigError, IdentityError, XacctError
 from gitlab_xacct.records import record
@@ -35,9 +35,7 @@ def connect(region: str | None) -> Admin:
     session = base_session()
     region = region or session.region_name or DEFAULT_REGION
     try:
-        identity = session.client(
-            "sts", region_name=region, config=client_config()
-        ).get_caller_identity()
+        identity = client(session, "sts", region).get_caller_identity()
     except NoCredentialsError:
         raise IdentityError(
             "no AWS credentials: run this with an administrator's credentials of the account "
@@ -48,7 +46,7 @@ def connect(region: str | None) -> Admin:
     except BotoCoreError as exc:
         raise IdentityError(f"could not reach AWS STS: {mask(str(exc))}") from None
     arn = identity["Arn"]
-    iam = session.client("iam", region_name=region, config=client_config())
+    iam = client(session, "iam", region)
     return Admin(iam=iam, arn=arn, account=identity["Account"], partition=arn.split(":")[1])
 
 

@@ -27,7 +27,7 @@ from gitlab_xacct import log as xlog
 from gitlab_xacct.aws import ecr
 from gitlab_xacct.aws.identity import assume_target
 from gitlab_xacct.docker_config import registry_host
-from gitlab_xacct.errors import XacctError
+from gitlab_xacct.errors import ConfigError, XacctError
 from gitlab_xacct.options import (
     COMMON_OPTIONS,
     CREDENTIAL_HELPER_OPTIONS,
@@ -122,7 +122,11 @@ def main(
     for name in _SECRET_ENV:
         if env.get(name):
             register(env[name])
-    debug = env.get("XACCT_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
+    refused: ConfigError | None = None
+    try:
+        debug = validate.boolean_variable(env, "XACCT_DEBUG")
+    except ConfigError as exc:  # refused below, the helper's way: one line on stdout, exit 1
+        debug, refused = False, exc
     xlog.setup(debug=debug)
     if not debug:  # stderr reaches the user of docker on every pull: warnings only
         logging.getLogger("gitlab_xacct").setLevel(logging.WARNING)
@@ -135,6 +139,8 @@ def main(
         stdout.write(f"{PROG}: unknown action {argv[0]!r}; use {', '.join(_ACTIONS)}\n")
         return 1
     try:
+        if refused:
+            raise refused
         with cancel.installed():
             return action(env, stdin, stdout, now)
     except cancel.Cancelled as exc:  # the caller (docker, skopeo) gave up on us: 130/143
@@ -178,9 +184,8 @@ def _erase(env: Mapping[str, str], stdin: TextIO, stdout: TextIO, now: datetime)
 
 
 def _list(env: Mapping[str, str], stdin: TextIO, stdout: TextIO, now: datetime) -> int:
-    setting = env.get("XACCT_CREDENTIAL_CACHE", "").strip()
     listing = {}
-    if not setting or validate.boolean(setting, "XACCT_CREDENTIAL_CACHE"):
+    if validate.boolean_variable(env, "XACCT_CREDENTIAL_CACHE", default=True):
         listing = TokenCache(cache_dir(env)).listing(now)
     stdout.write(json.dumps(listing) + "\n")
     return 0

@@ -10,6 +10,7 @@ from typing import TypeVar
 
 from gitlab_xacct import validate
 from gitlab_xacct.doctor.report import GITLAB, Check, ok
+from gitlab_xacct.engine_settings import engine_options, platform_list
 from gitlab_xacct.errors import ConfigError
 from gitlab_xacct.options import Resolver, check_unknown_variables
 from gitlab_xacct.records import record
@@ -17,12 +18,16 @@ from gitlab_xacct.secrets import register
 from gitlab_xacct.settings import (
     DestinationEntry,
     IdentitySettings,
+    PushSettings,
     entry_destination,
     registry_endpoint,
     repository,
     resolve_chain,
+    resolve_dotenv,
     resolve_duration,
     resolve_region,
+    resolve_source,
+    resolve_tags,
     resolve_web_identity,
     variables_destination,
 )
@@ -101,6 +106,7 @@ def check_settings(r: Resolver) -> Check:
         problems.attempt(partial(r.boolean, flag))
     problems.attempt(lambda: registry_endpoint(r))
     problems.attempt(lambda: repository(r))
+    _push_only(r, problems)
     if not problems.found:
         return ok(SETTINGS, "every variable is present and valid")
     return Check(
@@ -112,6 +118,21 @@ def check_settings(r: Resolver) -> Check:
         "variables or the job's variables",
         exit_code=ConfigError.exit_code,
     )
+
+
+def _push_only(r: Resolver, problems: _Problems) -> None:
+    """What push reads besides the destination, through push's own code: the engine's settings
+    (parallelism, timeouts, retries, skip-existing, the proxy variables), the platforms, the
+    report path, and the source and tags when given (the doctor needs neither, push both)."""
+    env = r.env
+    push = Resolver(env, {}, PushSettings.OPTIONS)  # the doctor has no flags for these
+    problems.attempt(lambda: engine_options(push))
+    problems.attempt(lambda: platform_list(push))
+    problems.attempt(lambda: resolve_dotenv(push))
+    if push.get("source"):
+        problems.attempt(lambda: resolve_source(push))
+    if push.list("tags") or env.get("CI_COMMIT_SHORT_SHA") or env.get("CI_COMMIT_TAG"):
+        problems.attempt(lambda: resolve_tags(push))
 
 
 _SINGLE_VALUES: tuple[tuple[str, Callable[[str, str], object]], ...] = (

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 
 from gitlab_xacct.aws import ecr, iam
-from gitlab_xacct.aws.credentials import AssumedRole, client_config
+from gitlab_xacct.aws.credentials import AssumedRole
 from gitlab_xacct.aws.ecr import RegistryLogin
 from gitlab_xacct.docker_config import registry_host
 from gitlab_xacct.doctor.config import DoctorSettings
@@ -203,9 +203,8 @@ def _regions_holding(
     for region in dict.fromkeys(c.strip() for c in candidates):
         if not region or region == settings.identity.region:
             continue
-        client = role.session.client("ecr", region_name=region, config=client_config())
         try:
-            client.describe_repositories(
+            ecr.ecr_client(role, region).describe_repositories(
                 registryId=role.account, repositoryNames=[settings.repository]
             )
         except (ClientError, BotoCoreError):

@@ -8,26 +8,25 @@ when it may read it (own_policy.py).
 
 from __future__ import annotations
 
+from boto3.session import Session
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from gitlab_xacct.aws import iam
-from gitlab_xacct.aws.credentials import (
-    AssumedRole,
-    Session,
-    assume_role,
-    assume_with_web_identity,
-    base_session,
-    client_config,
-)
+from gitlab_xacct.aws.credentials import AssumedRole, AssumeRoleError, base_session, client
 from gitlab_xacct.aws.explain import principal_for
-from gitlab_xacct.aws.identity import CHAINED_MAX_SECONDS, check_chained_duration, hop_label
+from gitlab_xacct.aws.identity import (
+    assume_hop,
+    assume_hops,
+    check_chained_duration,
+    web_identity_role,
+)
 from gitlab_xacct.doctor import own_policy
 from gitlab_xacct.doctor.own_policy import Verdict
 from gitlab_xacct.doctor.report import BUILD, GITLAB, OURTHING, Cause, Check, ok
 from gitlab_xacct.errors import ConfigError, IdentityError
 from gitlab_xacct.records import record
 from gitlab_xacct.secrets import mask
-from gitlab_xacct.settings import Hop, IdentitySettings
+from gitlab_xacct.settings import CHAINED_MAX_SECONDS, Hop, IdentitySettings
 
 BASE = "base identity"
 ASSUME = "assume role"
@@ -92,11 +91,7 @@ def _caller(identity: IdentitySettings) -> tuple[Caller, str] | Check:
     if identity.web_identity:
         web = identity.web_identity
         try:
-            # Used for one call, the next hop: the shortest lifetime AWS allows is enough.
-            role = assume_with_web_identity(
-                web, session_name=identity.session_name, region=identity.region,
-                duration_seconds=900,
-            )  # fmt: skip
+            role = web_identity_role(identity)
         except IdentityError as exc:
             return _fail(BASE, exc, BUILD, f"fix role {web.role.name} or its OIDC provider in "
                          f"account {web.role.account} as said above")  # fmt: skip
@@ -104,8 +99,7 @@ def _caller(identity: IdentitySettings) -> tuple[Caller, str] | Check:
         return Caller(role.session, role.arn), how
     session = base_session()
     try:
-        sts = session.client("sts", region_name=identity.region, config=client_config())
-        arn = sts.get_caller_identity()["Arn"]
+        arn = client(session, "sts", identity.region).get_caller_identity()["Arn"]
     except NoCredentialsError:
         return Check(
             BASE, "FAIL", "no AWS credentials: boto3 found no instance or task role, no "
@@ -137,18 +131,16 @@ def _fail(name: str, exc: Exception, side: str, fix: str, code: int = 3) -> Chec
 
 
 def check_assume(identity: IdentitySettings, caller: Caller) -> tuple[Check, AssumedRole | None]:
-    """Every hop as push makes it; the first refusal is diagnosed."""
+    """Every hop as push makes it (push's own loop); the first refusal is diagnosed."""
     role: AssumedRole | None = None
     current = caller
     arns = []
-    for number in range(1, len(identity.hops) + 1):
-        tags = identity.session_tags if number == 1 else ()
-        try:
-            role = _assume(identity, number, current, tags)
-        except IdentityError as exc:
-            return _diagnose(identity, number, current, exc), None
-        arns.append(role.arn)
-        current = Caller(role.session, role.arn)
+    try:
+        for role in assume_hops(identity, caller.session):
+            arns.append(role.arn)
+            current = Caller(role.session, role.arn)
+    except AssumeRoleError as exc:
+        return _diagnose(identity, len(arns) + 1, current, exc), None
     if role is None:  # settings always hold the target hop
         raise AssertionError("no role to assume")
     allowed = identity.allowed_account_ids
@@ -164,31 +156,14 @@ def check_assume(identity: IdentitySettings, caller: Caller) -> tuple[Check, Ass
     return ok(ASSUME, f"assumed {role.arn}{via}{tagged}, for {identity.duration_seconds} s"), role
 
 
-def _assume(
-    identity: IdentitySettings, number: int, caller: Caller, tags: tuple[tuple[str, str], ...]
-) -> AssumedRole:
-    return assume_role(
-        caller.session,
-        identity.hops[number - 1],
-        label=hop_label(identity, number),
-        session_name=identity.session_name,
-        region=identity.region,
-        duration_seconds=identity.duration_seconds,
-        tags=tags,
-        tags_in_play=bool(identity.session_tags),
-    )
-
-
-def _diagnose(identity: IdentitySettings, number: int, caller: Caller, exc: IdentityError) -> Check:
+def _diagnose(
+    identity: IdentitySettings, number: int, caller: Caller, exc: AssumeRoleError
+) -> Check:
     hop = identity.hops[number - 1]
-    # assume_role raises `from None`: the ClientError is still its __context__, only hidden.
-    original = exc.__context__
     summary = str(exc).splitlines()[0]
-    if not isinstance(original, ClientError):
-        side = BUILD if isinstance(original, NoCredentialsError | BotoCoreError) else ""
-        return _fail(ASSUME, IdentityError(summary), side, "see above")
-    error = original.response.get("Error", {})
-    code, message = str(error.get("Code", "")), str(error.get("Message", ""))
+    code, message = exc.code, exc.aws_message
+    if code is None:  # no answer from AWS: no credentials, or no connection to STS
+        return _fail(ASSUME, IdentityError(summary), BUILD, "see above")
     if code in _BAD_CREDENTIALS:
         return _fail(ASSUME, exc, BUILD, "check the runner's role or the AWS_* variables")
     if code == "ValidationError" and "role chaining" in message:
@@ -314,7 +289,7 @@ def _causes(
 def _works_without_tags(identity: IdentitySettings, caller: Caller) -> bool:
     """Tags are the difference when the same AssumeRole without them goes through."""
     try:
-        _assume(identity, 1, caller, ())
+        assume_hop(identity, 1, caller.session, tags=())
     except IdentityError:
         return False
     return True

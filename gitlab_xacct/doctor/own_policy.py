@@ -17,9 +17,10 @@ from enum import Enum
 from typing import Any
 from urllib.parse import unquote
 
+from boto3.session import Session
 from botocore.exceptions import BotoCoreError, ClientError
 
-from gitlab_xacct.aws.credentials import Session, client_config
+from gitlab_xacct.aws.credentials import client
 from gitlab_xacct.aws.explain import principal_for
 
 _USER = re.compile(r"arn:[\w-]+:iam::\d{12}:user/(?:.*/)?(?P<name>[^/]+)")
@@ -55,7 +56,7 @@ def evaluate(documents: list[dict[str, Any]], action: str, resource: str) -> Ver
 
 def _documents(session: Session, principal: str) -> Iterator[dict[str, Any]]:
     """Inline and attached policies of an IAM user (and its groups) or a role."""
-    iam = session.client("iam", config=client_config())
+    iam = client(session, "iam")
     user, role = _USER.fullmatch(principal), _ROLE.fullmatch(principal)
     if user:
         name = user["name"]

@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from boto3.session import Session
 
 from gitlab_xacct.aws import identity as flow
-from gitlab_xacct.aws.credentials import AssumedRole, Session, new_session
+from gitlab_xacct.aws.credentials import AssumedRole, new_session
 from gitlab_xacct.errors import ConfigError, IdentityError
 from gitlab_xacct.options import IDENTITY_OPTIONS, Resolver
 from gitlab_xacct.settings import Hop, IdentitySettings, WebIdentity

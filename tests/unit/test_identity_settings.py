@@ -76,19 +76,15 @@ def test_partitions_pair_with_their_regions() -> None:
 
 
 def test_sts_endpoint_follows_the_partition() -> None:
-    import boto3
+    from gitlab_xacct.aws.credentials import client, new_session
 
-    from gitlab_xacct.aws.credentials import client_config
-
+    session = new_session(aws_access_key_id="AKIAEXAMPLE", aws_secret_access_key="x")
     for region, host in (
         ("cn-north-1", "https://sts.cn-north-1.amazonaws.com.cn"),
         ("us-gov-west-1", "https://sts.us-gov-west-1.amazonaws.com"),
         ("eu-west-1", "https://sts.eu-west-1.amazonaws.com"),
     ):
-        client = boto3.Session(aws_access_key_id="AKIAEXAMPLE", aws_secret_access_key="x").client(
-            "sts", region_name=region, config=client_config()
-        )
-        assert client.meta.endpoint_url == host
+        assert client(session, "sts", region).meta.endpoint_url == host
 
 
 def test_web_identity_reads_the_named_token_variable() -> None:
