@@ -35,6 +35,7 @@ COMPONENT = ROOT / "templates" / "ecr-push.yml"
 IMAGE_REGISTRY_BASE = "$CI_TEMPLATE_REGISTRY_HOST/gitlab-xacct/gitlab-xacct"
 IMAGE_NAME = "gitlab-xacct"
 DOTENV = "xacct.env"
+ANNOTATIONS = "xacct-annotations.json"  # GitLab 16.3+: links on the job page
 # Template knobs are not XACCT_*: gitlab-xacct rejects XACCT_* names it does not know.
 BASE_VARIABLE = "GITLAB_XACCT_IMAGE_REGISTRY_BASE"
 VERSION_VARIABLE = "GITLAB_XACCT_VERSION"
@@ -160,6 +161,7 @@ def _script_and_artifacts(indent: str) -> list[str]:
         f"{indent}artifacts:",
         f"{indent}  reports:",
         f"{indent}    dotenv: {DOTENV}",
+        f"{indent}    annotations: {ANNOTATIONS}",
     ]
     return lines
 
@@ -192,6 +194,7 @@ def classic() -> str:
         f"    {VERSION_VARIABLE}: {_q(version())}",
         f'    {PIP_VARIABLE}: "false"',
         f"    XACCT_DOTENV: {DOTENV}",
+        f"    XACCT_ANNOTATIONS: {ANNOTATIONS}",
         *_script_and_artifacts("  "),
     ]
     return "\n".join(lines) + "\n"
@@ -238,6 +241,7 @@ def component() -> str:
         f'    {VERSION_VARIABLE}: "$[[ inputs.version ]]"',
         f'    {PIP_VARIABLE}: "$[[ inputs.pip_install ]]"',
         f"    XACCT_DOTENV: {DOTENV}",
+        f"    XACCT_ANNOTATIONS: {ANNOTATIONS}",
         *_script_and_artifacts("  "),
     ]
     return "\n".join(lines) + "\n"

@@ -200,6 +200,15 @@ PUSH_OPTIONS: tuple[Option, ...] = (
         "artifacts:reports:dotenv",
         "FILE",
     ),
+    Option(
+        "annotations",
+        "XACCT_ANNOTATIONS",
+        "--annotations",
+        "value",
+        "write a GitLab annotations report to this file, for artifacts:reports:annotations "
+        "(GitLab 16.3+): on the job page, a link to each pushed image in the ECR console",
+        "FILE",
+    ),
 )
 
 # How images move: shared by `push` and `copy`.

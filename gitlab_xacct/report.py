@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import quote
 
 from gitlab_xacct.errors import ConfigError
 from gitlab_xacct.files import replace_atomically
@@ -22,6 +24,30 @@ def dotenv_lines(results: Sequence[PushResult]) -> str:
         f"XACCT_IMAGE_TAGS={','.join(first.tags)}\n"
         f"XACCT_IMAGE_URIS={' '.join(r.uri for r in results)}\n"
     )
+
+
+# The AWS console's host per partition (the partitions a role ARN here can name).
+_CONSOLE = {
+    "aws": "{region}.console.aws.amazon.com",
+    "aws-cn": "{region}.console.amazonaws.cn",
+    "aws-us-gov": "console.amazonaws-us-gov.com",
+}
+
+
+def ecr_console_url(partition: str, account: str, region: str, repository: str, digest: str) -> str:
+    """The ECR console's page of one image (by digest) in a private repository."""
+    host = _CONSOLE[partition].format(region=region)
+    return (
+        f"https://{host}/ecr/repositories/private/{account}/{quote(repository, safe='/')}"
+        f"/_/image/{digest}/details?region={region}"
+    )
+
+
+def annotations_report(links: Sequence[tuple[str, str]]) -> str:
+    """GitLab's artifacts:reports:annotations document (GitLab 16.3+): (label, URL) pairs shown
+    as external links on the job page."""
+    entries = [{"external_link": {"label": label, "url": url}} for label, url in links]
+    return json.dumps({"gitlab-xacct": entries}, indent=2) + "\n"
 
 
 def write_atomically(path: Path, text: str, *, mode: int = 0o644) -> None:

@@ -165,6 +165,7 @@ class PushSettings:
     platforms_origin: str
     engine: EngineOptions
     dotenv: Path | None
+    annotations: Path | None = None  # GitLab's annotations report (links on the job page)
     debug: bool
 
     OPTIONS = (
@@ -200,7 +201,8 @@ class PushSettings:
             platforms=platforms,
             platforms_origin=platforms_origin,
             engine=engine_options(r),
-            dotenv=resolve_dotenv(r),
+            dotenv=resolve_report(r, "dotenv"),
+            annotations=resolve_report(r, "annotations"),
             debug=r.boolean("debug"),
         )
 
@@ -536,8 +538,9 @@ def resolve_source(r: Resolver) -> tuple[SourceSpec, str]:
         raise ConfigError(f"{origin}: {exc}") from None
 
 
-def resolve_dotenv(r: Resolver) -> Path | None:
-    found = r.get("dotenv")
+def resolve_report(r: Resolver, dest: str) -> Path | None:
+    """A report's path (XACCT_DOTENV, XACCT_ANNOTATIONS): a file in an existing folder."""
+    found = r.get(dest)
     return _report_path(*found) if found else None
 
 

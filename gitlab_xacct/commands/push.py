@@ -17,7 +17,7 @@ from gitlab_xacct.registry.image import SourceImage
 from gitlab_xacct.registry.platforms import choose_platforms
 from gitlab_xacct.registry.push import PushResult, Target, push_many
 from gitlab_xacct.registry.sources import open_source
-from gitlab_xacct.report import dotenv_lines, write_atomically
+from gitlab_xacct.report import annotations_report, dotenv_lines, ecr_console_url, write_atomically
 from gitlab_xacct.settings import Destination, PushSettings
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,11 @@ def push(settings: PushSettings, env: Mapping[str, str]) -> list[PushResult]:
     if settings.dotenv:
         write_atomically(settings.dotenv, dotenv_lines(results))
         log.info("wrote %s", settings.dotenv)
+    if settings.annotations:
+        write_atomically(
+            settings.annotations, annotations_report(_console_links(settings, results))
+        )
+        log.info("wrote %s", settings.annotations)
     for result in results:
         log.info(
             "pushed %s (%d blobs uploaded, %d mounted, %d already present)",
@@ -53,6 +58,21 @@ def push(settings: PushSettings, env: Mapping[str, str]) -> list[PushResult]:
             result.blobs_present,
         )
     return results
+
+
+def _console_links(settings: PushSettings, results: list[PushResult]) -> list[tuple[str, str]]:
+    """Each destination's image in the ECR console: the role's account and partition, the
+    destination's region and repository (also when a registry endpoint stood in for ECR)."""
+    links = []
+    for destination, result in zip(settings.destinations, results, strict=True):
+        identity = destination.identity
+        role = identity.target.role
+        url = ecr_console_url(
+            role.partition, role.account, identity.region, destination.repository, result.digest
+        )
+        label = f"{destination.repository}@{result.digest[:19]} in {role.account} {identity.region}"
+        links.append((f"ECR: {label}", url))
+    return links
 
 
 def _connect(

@@ -23,9 +23,9 @@ from gitlab_xacct.settings import (
     registry_endpoint,
     repository,
     resolve_chain,
-    resolve_dotenv,
     resolve_duration,
     resolve_region,
+    resolve_report,
     resolve_source,
     resolve_tags,
     resolve_web_identity,
@@ -128,7 +128,8 @@ def _push_only(r: Resolver, problems: _Problems) -> None:
     push = Resolver(env, {}, PushSettings.OPTIONS)  # the doctor has no flags for these
     problems.attempt(lambda: engine_options(push))
     problems.attempt(lambda: platform_list(push))
-    problems.attempt(lambda: resolve_dotenv(push))
+    problems.attempt(lambda: resolve_report(push, "dotenv"))
+    problems.attempt(lambda: resolve_report(push, "annotations"))
     if push.get("source"):
         problems.attempt(lambda: resolve_source(push))
     if push.list("tags") or env.get("CI_COMMIT_SHORT_SHA") or env.get("CI_COMMIT_TAG"):

@@ -116,6 +116,9 @@ def test_script_report_and_image_agree() -> None:
     dotenv = classic["artifacts"]["reports"]["dotenv"]
     assert classic["variables"]["XACCT_DOTENV"] == dotenv
     assert component["variables"]["XACCT_DOTENV"] == dotenv
+    annotations = classic["artifacts"]["reports"]["annotations"]
+    assert classic["variables"]["XACCT_ANNOTATIONS"] == annotations
+    assert component["variables"]["XACCT_ANNOTATIONS"] == annotations
 
 
 def test_the_classic_job_imposes_no_stage_and_stays_hidden() -> None:

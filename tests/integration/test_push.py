@@ -63,11 +63,13 @@ def test_pushes_an_oci_layout_with_every_tag_at_one_digest(
     raw, manifest = layout_manifest(umoci_layout, "demo")
     digest = "sha256:" + hashlib.sha256(raw).hexdigest()
     report = tmp_path / "xacct.env"
+    annotations = tmp_path / "annotations.json"
 
     result = job.push(
         XACCT_SOURCE=f"oci:{umoci_layout}:demo",
         XACCT_TAGS="oci-1, oci-latest",
         XACCT_DOTENV=str(report),
+        XACCT_ANNOTATIONS=str(annotations),
     )
 
     assert result.returncode == 0, result.stderr
@@ -82,6 +84,19 @@ def test_pushes_an_oci_layout_with_every_tag_at_one_digest(
         "XACCT_IMAGE_TAGS=oci-1,oci-latest",
         f"XACCT_IMAGE_URIS={host}/team/app@{digest}",
     ]
+    # The job page's link: the image in the ECR console of the role's account and region, even
+    # when a registry endpoint stood in for ECR.
+    assert json.loads(annotations.read_text()) == {
+        "gitlab-xacct": [
+            {
+                "external_link": {
+                    "label": f"ECR: team/app@{digest[:19]} in 222222222222 us-east-1",
+                    "url": "https://us-east-1.console.aws.amazon.com/ecr/repositories/private/"
+                    f"222222222222/team/app/_/image/{digest}/details?region=us-east-1",
+                }
+            }
+        ]
+    }
     layers = [d["digest"] for d in manifest["layers"]]  # type: ignore[attr-defined]
     for tag in ("oci-1", "oci-latest"):
         seen = job.inspect(f"team/app:{tag}")

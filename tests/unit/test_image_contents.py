@@ -9,10 +9,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# Every AWS client is made by aws/credentials.client(session, "SERVICE", ...).
+CLIENT = re.compile(r"\bclient\(\s*[\w.]+(?:\(\))?,\s*\"([a-z0-9-]+)\"")
+
+
 def services_called() -> set[str]:
     found: set[str] = set()
     for path in (ROOT / "gitlab_xacct").rglob("*.py"):
-        found |= set(re.findall(r"\.client\(\s*\"([a-z0-9-]+)\"", path.read_text(encoding="utf-8")))
+        found |= set(CLIENT.findall(path.read_text(encoding="utf-8")))
     return found
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pickle
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from gitlab_xacct import report
 from gitlab_xacct.errors import ConfigError
 from gitlab_xacct.registry.push import PushResult
 from gitlab_xacct.report import dotenv_lines, write_atomically
@@ -94,3 +96,29 @@ def test_write_atomically_keeps_the_old_file_when_writing_fails(
         write_atomically(target, "NEW=1\n")
     assert target.read_text() == "OLD=1\n"
     assert os.listdir(tmp_path) == ["push.env"]
+
+
+@pytest.mark.parametrize(
+    ("partition", "region", "host"),
+    [
+        ("aws", "eu-west-1", "eu-west-1.console.aws.amazon.com"),
+        ("aws-cn", "cn-north-1", "cn-north-1.console.amazonaws.cn"),
+        ("aws-us-gov", "us-gov-west-1", "console.amazonaws-us-gov.com"),
+    ],
+)
+def test_the_ecr_console_link_names_account_region_repository_and_digest(
+    partition: str, region: str, host: str
+) -> None:
+    digest = "sha256:" + "ab" * 32
+    url = report.ecr_console_url(partition, "222222222222", region, "team/app", digest)
+    assert url == (
+        f"https://{host}/ecr/repositories/private/222222222222/team/app/_/image/{digest}/details"
+        f"?region={region}"
+    )
+
+
+def test_the_annotations_report_is_gitlabs_shape() -> None:
+    text = report.annotations_report([("ECR: a", "https://example.invalid/a")])
+    assert json.loads(text) == {
+        "gitlab-xacct": [{"external_link": {"label": "ECR: a", "url": "https://example.invalid/a"}}]
+    }
