@@ -95,11 +95,17 @@ def exercise(buildah: Buildah, work: Path, version: str) -> int:
     shown = buildah("run", "--isolation", "chroot", ctr, "--", "gitlab-xacct", "--version").strip()
     if version not in shown:
         sys.exit(f"image-test: `gitlab-xacct --version` printed {shown!r}, not {version}")
-    probe = "id -u; command -v docker dockerd || true"
+    probe = (
+        "id -u; command -v gitlab-xacct docker-credential-xacct; command -v docker dockerd pip; "
+        "test -s /etc/ssl/certs/ca-certificates.crt && echo ca-certificates"
+    )
     who = buildah("run", "--isolation", "chroot", ctr, "--", "/bin/sh", "-c", probe).split()
-    if who != ["10001"]:
-        sys.exit(f"image-test: expected uid 10001 and no docker client, got {who}")
-    step(f"in the image: {shown}; uid 10001; /bin/sh; no docker")
+    expected = ["10001", "/opt/xacct/bin/gitlab-xacct", "/opt/xacct/bin/docker-credential-xacct",
+                "ca-certificates"]  # fmt: skip
+    if who != expected:
+        sys.exit(f"image-test: expected {expected} (no docker, no pip), got {who}")
+    step(f"in the image: {shown}; uid 10001; /bin/sh; both commands on PATH; CA certificates; "
+         "no docker, no pip")  # fmt: skip
 
     with start_moto(work / "moto") as moto, start_registry(work / "registry") as registry:
         step(f"stand-ins: moto {moto.url} (pid {moto.pid}), registry {registry.url} "
