@@ -9,6 +9,7 @@ that role's credentials explicitly.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -20,7 +21,6 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from gitlab_xacct import __version__
 from gitlab_xacct.aws import explain
 from gitlab_xacct.errors import IdentityError
-from gitlab_xacct.records import record
 from gitlab_xacct.secrets import mask, register
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def client_config(*, unsigned: bool = False) -> Config:
     )
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AssumedRole:
     """Credentials of a role session; every AWS call after a hop uses these only."""
 

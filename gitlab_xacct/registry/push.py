@@ -13,13 +13,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from functools import partial
 from typing import BinaryIO, cast
 
 from gitlab_xacct import cancel
 from gitlab_xacct._malloc import keep_transfer_buffers
 from gitlab_xacct.errors import PushError, RegistryAuthError
-from gitlab_xacct.records import field, record
 from gitlab_xacct.registry.client import Registry
 from gitlab_xacct.registry.image import Blob, ImageIndex, ImageManifest, SourceImage
 from gitlab_xacct.registry.progress import Progress
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PARALLELISM = 4
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PushResult:
     host: str
     repository: str
@@ -53,7 +53,7 @@ class PushResult:
         return f"{self.host}/{self.repository}:{tag}@{self.digest}"
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Target:
     registry: Registry
     repository: str
@@ -64,14 +64,14 @@ class Target:
         return f"{self.registry.host}/{self.repository}"
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EngineOptions:
     parallelism: int = DEFAULT_PARALLELISM
     skip_existing_tags: bool = False
     network: Network = field(default_factory=Network)  # timeouts, retries of every registry
 
 
-@record
+@dataclass(slots=True)
 class _Tally:
     uploaded: list[Blob] = field(default_factory=list)
     present: int = 0
