@@ -18,7 +18,6 @@ from functools import partial
 from typing import BinaryIO, cast
 
 from gitlab_xacct import cancel
-from gitlab_xacct._malloc import keep_transfer_buffers
 from gitlab_xacct.errors import PushError, RegistryAuthError
 from gitlab_xacct.registry.client import Registry
 from gitlab_xacct.registry.image import Blob, ImageIndex, ImageManifest, SourceImage
@@ -124,8 +123,6 @@ def push_many(
             if all_at_digest:
                 tallies[n].present = len(blobs)
     if active:
-        # Process-wide, and only now: ctypes is not worth importing for a run with nothing to send.
-        keep_transfer_buffers()
         pushing = [targets[n] for n in active]
         counts = [tallies[n] for n in active]
         with Progress(sum(b.size for b in blobs), len(blobs)) as progress:

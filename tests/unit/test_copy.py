@@ -111,7 +111,7 @@ def test_a_missing_source_is_exit_2_in_one_line(capsys: pytest.CaptureFixture[st
 # an archive.
 _NOT_AT_START = {
     "boto3", "botocore", "requests", "urllib3", "http", "email",
-    "ctypes", "subprocess", "tarfile", "difflib",
+    "subprocess", "tarfile", "difflib",
 }  # fmt: skip
 
 
