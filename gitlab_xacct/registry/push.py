@@ -305,6 +305,14 @@ class _CountingReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def read(self, size: int = -1) -> bytes:
+        # The source's own chunk, not RawIOBase's read: that fills a fresh buffer and copies it,
+        # two short-lived MiB a chunk, page faults and CPU a push could do without.
+        cancel.check()
+        data = self._stream.read(size)
+        self._progress.advance(len(data))
+        return data
+
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         cancel.check()
         readinto = getattr(self._stream, "readinto", None)
