@@ -8,13 +8,13 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import NoReturn, cast
 
 from gitlab_xacct import __version__, cancel, validate
 from gitlab_xacct import log as xlog
 from gitlab_xacct.errors import ConfigError, XacctError
 from gitlab_xacct.options import SOURCE_FORMS, Option, one_of
-from gitlab_xacct.records import record
 from gitlab_xacct.secrets import mask, register
 
 log = logging.getLogger("gitlab_xacct")
@@ -35,7 +35,7 @@ _SECRET_ENV = (
 )  # fmt: skip
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Command:
     """One sub-command. `run` is "module:function", imported only when the command runs (start-up
     time matters: `copy` must not import boto3); the function takes (env, flags) and returns the

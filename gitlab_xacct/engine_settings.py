@@ -5,10 +5,10 @@ compile the checks of) everything `push` resolves."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from gitlab_xacct.errors import ConfigError
 from gitlab_xacct.options import Resolver
-from gitlab_xacct.records import replace
 from gitlab_xacct.registry.platforms import Platform, parse_platform
 from gitlab_xacct.registry.push import DEFAULT_PARALLELISM, EngineOptions
 from gitlab_xacct.registry.retry import Network

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Literal
 
 from gitlab_xacct import validate
 from gitlab_xacct.errors import ConfigError
-from gitlab_xacct.records import record
 
 Kind = Literal["value", "bool", "list"]
 
@@ -36,7 +36,7 @@ def one_of(forms: tuple[str, ...]) -> str:
     return ", ".join(forms[:-1]) + f" or {forms[-1]}" if len(forms) > 1 else forms[0]
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Option:
     """A setting: its flag, and the variable it falls back to ("" for a flag-only option, such
     as an administrator's command's; those live beside their command, not in ALL_OPTIONS)."""

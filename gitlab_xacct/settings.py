@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from gitlab_xacct import validate
@@ -27,7 +28,6 @@ from gitlab_xacct.options import (
     Resolver,
     check_unknown_variables,
 )
-from gitlab_xacct.records import record
 from gitlab_xacct.registry.platforms import Platform
 from gitlab_xacct.registry.push import EngineOptions
 from gitlab_xacct.registry.sources import SourceSpec, parse_source
@@ -47,7 +47,7 @@ _TAG_VALUE_BAD = re.compile(r"[^\w\s.:/=+\-@]")
 CHAINED_MAX_SECONDS = 3600  # AWS's cap on a role session assumed with role credentials
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Hop:
     """One sts:AssumeRole call; `origin` names where the user set it, for error messages."""
 
@@ -57,14 +57,14 @@ class Hop:
     external_id_origin: str
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class WebIdentity:
     role: RoleArn
     token: Secret
     token_variable: str
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class IdentitySettings:
     web_identity: WebIdentity | None
     hops: tuple[Hop, ...]  # the chain in order; the last is the target role (XACCT_ROLE_ARN)
@@ -145,7 +145,7 @@ class IdentitySettings:
         return lines
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Destination:
     """One place to push: the role to reach it, its ECR repository, and its registry endpoint."""
 
@@ -154,7 +154,7 @@ class Destination:
     registry_endpoint: str | None
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PushSettings:
     destinations: tuple[Destination, ...]
     source: SourceSpec
@@ -224,7 +224,7 @@ class PushSettings:
         ]
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DestinationEntry:
     """One XACCT_DESTINATIONS entry (or --destination), split and checked, not resolved."""
 
@@ -329,7 +329,7 @@ def entry_values(entry: DestinationEntry) -> dict[str, tuple[str, str]]:
     return values
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LoginSettings:
     """`gitlab-xacct login`: where the Docker config goes and which registries go in it."""
 
@@ -365,7 +365,7 @@ class LoginSettings:
         )
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CredentialsSettings:
     """`gitlab-xacct credentials`: the assumed credentials, shaped for another tool."""
 

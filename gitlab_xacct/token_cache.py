@@ -14,11 +14,11 @@ import json
 import logging
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from gitlab_xacct.docker_config import write_private
-from gitlab_xacct.records import record
 from gitlab_xacct.secrets import Secret
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def cache_dir(env: Mapping[str, str]) -> Path:
     return Path(env.get("HOME") or Path.home()) / ".cache" / "gitlab-xacct"
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CacheKey:
     """A token answers for one role, in one account and region, for one registry host."""
 
@@ -46,7 +46,7 @@ class CacheKey:
     host: str
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CachedToken:
     key: CacheKey
     username: str

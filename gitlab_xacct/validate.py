@@ -9,10 +9,10 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from gitlab_xacct.errors import ConfigError
-from gitlab_xacct.records import record
 
 PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
 # re.ASCII throughout: AWS's \w and \d are ASCII, Python's match any script's letters and digits.
@@ -32,7 +32,7 @@ _SESSION_NAME_BAD = re.compile(r"[^\w+=,.@-]", re.ASCII)
 _ACCOUNT = re.compile(r"[0-9]{12}")
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RoleArn:
     arn: str
     partition: str

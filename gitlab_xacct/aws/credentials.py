@@ -8,6 +8,7 @@ botocore Config built in `client_config`.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -20,7 +21,6 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from gitlab_xacct import __version__
 from gitlab_xacct.aws import explain
 from gitlab_xacct.errors import IdentityError
-from gitlab_xacct.records import record
 from gitlab_xacct.secrets import mask, register
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ class AssumeRoleError(IdentityError):
         self.aws_message = aws_message
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AssumedRole:
     """Credentials of a role session; every AWS call after a hop uses these only."""
 

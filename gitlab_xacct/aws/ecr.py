@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -13,7 +14,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from gitlab_xacct.aws import explain
 from gitlab_xacct.aws.credentials import AssumedRole, client
 from gitlab_xacct.errors import RegistryAuthError
-from gitlab_xacct.records import record
 from gitlab_xacct.secrets import Secret, mask, register
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RegistryLogin:
     endpoint: str  # https://ACCOUNT.dkr.ecr.REGION.amazonaws.com, as ECR names it
     username: str
@@ -107,7 +107,7 @@ def _denied(
     )
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Authorization:
     """A registry login and the moment ECR says its token stops working."""
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
-
-from gitlab_xacct.records import record
 
 PolicyDocument = dict[str, Any]
 
@@ -52,7 +51,7 @@ PUSH_ACTIONS: tuple[str, ...] = (
 CREATE_ACTIONS: tuple[str, ...] = ("ecr:CreateRepository",)
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OidcTrust:
     """GitLab ID tokens trusted through an IAM OIDC provider of the role's account."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -11,7 +12,6 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from gitlab_xacct.aws.credentials import base_session, client
 from gitlab_xacct.aws.iam import PolicyDocument
 from gitlab_xacct.errors import ConfigError, IdentityError, XacctError
-from gitlab_xacct.records import record
 from gitlab_xacct.secrets import mask
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 DEFAULT_REGION = "us-east-1"  # IAM is global; STS answers in any region of the partition
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Admin:
     """Who runs the command, and an IAM client with those credentials."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from typing import Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -13,12 +14,11 @@ from gitlab_xacct.bootstrap import compare
 from gitlab_xacct.bootstrap.aws import Admin, code, failure, iam_document
 from gitlab_xacct.bootstrap.settings import BuildPolicySettings
 from gitlab_xacct.errors import ConfigError
-from gitlab_xacct.records import record
 
 log = logging.getLogger(__name__)
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Attached:
     role_name: str
     policy_name: str

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from gitlab_xacct.aws.iam import EXTERNAL_ID_KEY, PolicyDocument
-from gitlab_xacct.records import record
 
 EXTERNAL_ID_MARK = "(External ID)"
 
 Condition = tuple[tuple[str, str, tuple[str, ...]], ...]
 
 
-@record(frozen=True, order=True)
+@dataclass(frozen=True, slots=True, order=True)
 class Grant:
     effect: str
     principal: str  # an ARN (AWS, Federated), a service name, "*"; "" in an identity policy

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -17,7 +18,6 @@ from gitlab_xacct.bootstrap import compare, external_id
 from gitlab_xacct.bootstrap.aws import Admin, code, failure, iam_document
 from gitlab_xacct.bootstrap.settings import RoleSettings
 from gitlab_xacct.errors import ConfigError
-from gitlab_xacct.records import field, record
 from gitlab_xacct.secrets import Secret
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ PLACEHOLDER = "<value of XACCT_EXTERNAL_ID>"
 IdSource = Literal["given", "kept", "generated"]
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RoleState:
     """What IAM holds for the role."""
 
@@ -40,7 +40,7 @@ class RoleState:
     other_inline: tuple[str, ...]
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Plan:
     """What the flags describe, with the External ID the role will have (never printed)."""
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from gitlab_xacct import validate
 from gitlab_xacct.bootstrap import external_id
@@ -19,7 +20,6 @@ from gitlab_xacct.bootstrap.options import (
 from gitlab_xacct.errors import ConfigError
 from gitlab_xacct.options import Resolver
 from gitlab_xacct.options import check_unknown_variables as _check_unknown
-from gitlab_xacct.records import record
 from gitlab_xacct.secrets import Secret
 
 _ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}")
@@ -37,7 +37,7 @@ _POLICY_NAME = re.compile(r"[\w+=,.@-]{1,128}")
 _POLICY_ARN = re.compile(rf"arn:(?:{_PARTITION}):iam::(?:aws|\d{{12}}):policy/(?:[\w+=,.@-]+/)*")
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OidcSpec:
     provider_arn: str
     project_path: str
@@ -48,7 +48,7 @@ class OidcSpec:
         return self.provider_arn.split(":")[4]
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RoleSettings:
     role_name: str
     build_accounts: tuple[str, ...]
@@ -136,7 +136,7 @@ class RoleSettings:
         return sorted({*self.build_principals, *roots})
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BuildPolicySettings:
     role_arn: validate.RoleArn
     tag_session: bool

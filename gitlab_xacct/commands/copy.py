@@ -10,6 +10,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from typing import TypeVar
 
 from gitlab_xacct import log as xlog
@@ -22,7 +23,6 @@ from gitlab_xacct.options import (
     Resolver,
     check_unknown_variables,
 )
-from gitlab_xacct.records import record
 from gitlab_xacct.registry.client import DEFAULT_CHUNK_SIZE
 from gitlab_xacct.registry.image import SourceImage
 from gitlab_xacct.registry.platforms import Platform, choose_platforms
@@ -41,7 +41,7 @@ _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 _SECRET_ENV = ("CI_JOB_TOKEN", "CI_REGISTRY_PASSWORD")
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CopySettings:
     source: SourceSpec
     source_access: Access | None  # docker:// sources only

@@ -19,6 +19,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TextIO
 
@@ -36,7 +37,6 @@ from gitlab_xacct.options import (
     Resolver,
     check_unknown_variables,
 )
-from gitlab_xacct.records import record
 from gitlab_xacct.secrets import mask, register
 from gitlab_xacct.settings import IdentitySettings
 from gitlab_xacct.token_cache import CachedToken, CacheKey, TokenCache, cache_dir
@@ -54,7 +54,7 @@ class NotOurs(Exception):
     """The host is neither an ECR registry nor XACCT_REGISTRY_ENDPOINT's: not ours to answer."""
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Request:
     identity: IdentitySettings
     account: str

@@ -10,6 +10,7 @@ import os
 import shlex
 import stat
 import sys
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
@@ -17,7 +18,6 @@ from typing import TextIO
 from gitlab_xacct.aws.identity import assume_target
 from gitlab_xacct.docker_config import write_private
 from gitlab_xacct.errors import ConfigError
-from gitlab_xacct.records import record
 from gitlab_xacct.report import write_atomically
 from gitlab_xacct.settings import CredentialsSettings
 
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 _GUARDED = frozenset({"env", "dotenv", "json"})
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RoleCredentials:
     access_key_id: str
     secret_access_key: str

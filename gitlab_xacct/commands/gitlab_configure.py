@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from gitlab_xacct import records, validate
+from gitlab_xacct import validate
 from gitlab_xacct.errors import ConfigError
 from gitlab_xacct.options import (
     COMMON_OPTIONS,
@@ -25,7 +26,6 @@ from gitlab_xacct.options import (
     Resolver,
     check_unknown_variables,
 )
-from gitlab_xacct.records import field, record
 from gitlab_xacct.secrets import Secret
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ _VALUE_HELP = {
     "(GitLab 17.4+); GitLab must be able to mask it (8+ characters of letters, digits, _+=/@:.~-)",
 }
 _VALUE_OPTIONS = tuple(
-    records.replace(o, help=_VALUE_HELP[o.dest])
+    replace(o, help=_VALUE_HELP[o.dest])
     for o in (*IDENTITY_OPTIONS, *PUSH_OPTIONS)
     if o.dest in _VALUE_HELP
 )
@@ -80,7 +80,7 @@ DEFAULT_SCOPE = "*"
 DEFAULT_CI_FILE = ".gitlab-ci.yml"
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ConfigureSettings:
     url: str
     token: Secret

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -17,7 +18,6 @@ from gitlab_xacct import log as xlog
 from gitlab_xacct.aws import ecr
 from gitlab_xacct.aws.identity import assume_target
 from gitlab_xacct.docker_config import registry_host
-from gitlab_xacct.records import record
 from gitlab_xacct.secrets import Secret
 from gitlab_xacct.settings import LoginSettings
 from gitlab_xacct.validate import parse_ecr_host
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Target:
     """One registry to log into; `host` is None when ECR's proxyEndpoint names it."""
 
@@ -37,7 +37,7 @@ class Target:
     host: str | None
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LoggedIn:
     host: str
     account: str

@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 
 from gitlab_xacct import log as xlog
 from gitlab_xacct.aws import ecr
 from gitlab_xacct.aws.identity import assume_target
 from gitlab_xacct.errors import ConfigError
-from gitlab_xacct.records import replace
 from gitlab_xacct.registry import remote
 from gitlab_xacct.registry.client import Credentials, Registry
 from gitlab_xacct.registry.image import SourceImage

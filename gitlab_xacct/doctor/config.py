@@ -4,6 +4,7 @@ ID's own pitfalls (stray whitespace, a GitLab file-type variable)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -13,7 +14,6 @@ from gitlab_xacct.doctor.report import GITLAB, Check, ok
 from gitlab_xacct.engine_settings import engine_options, platform_list
 from gitlab_xacct.errors import ConfigError
 from gitlab_xacct.options import Resolver, check_unknown_variables
-from gitlab_xacct.records import record
 from gitlab_xacct.secrets import register
 from gitlab_xacct.settings import (
     DestinationEntry,
@@ -38,7 +38,7 @@ SETTINGS = "settings"
 EXTERNAL_ID = "external id"
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DoctorSettings:
     """What `push` would use for its (single) destination, minus the source and tags."""
 

@@ -4,6 +4,7 @@ create it), with a look at the other likely regions when it is not where the set
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -15,7 +16,6 @@ from gitlab_xacct.docker_config import registry_host
 from gitlab_xacct.doctor.config import DoctorSettings
 from gitlab_xacct.doctor.report import GITLAB, OURTHING, Check, ok
 from gitlab_xacct.errors import RegistryAuthError
-from gitlab_xacct.records import record
 from gitlab_xacct.secrets import mask
 from gitlab_xacct.validate import parse_ecr_host
 
@@ -27,7 +27,7 @@ REPOSITORY = "repository"
 _DENIED = ("AccessDeniedException", "AccessDenied")
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Ecr:
     client: ECRClient
     login: RegistryLogin

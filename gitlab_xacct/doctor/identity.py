@@ -8,6 +8,8 @@ when it may read it (own_policy.py).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from boto3.session import Session
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
@@ -24,7 +26,6 @@ from gitlab_xacct.doctor import own_policy
 from gitlab_xacct.doctor.own_policy import Verdict
 from gitlab_xacct.doctor.report import BUILD, GITLAB, OURTHING, Cause, Check, ok
 from gitlab_xacct.errors import ConfigError, IdentityError
-from gitlab_xacct.records import record
 from gitlab_xacct.secrets import mask
 from gitlab_xacct.settings import CHAINED_MAX_SECONDS, Hop, IdentitySettings
 
@@ -42,7 +43,7 @@ _KINDS = (
 )
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Caller:
     session: Session
     arn: str

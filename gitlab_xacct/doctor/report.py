@@ -7,9 +7,9 @@ External IDs appear as "set (N characters)" and as a placeholder in policy docum
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from gitlab_xacct.records import field, record
 from gitlab_xacct.secrets import mask
 
 Status = Literal["ok", "FAIL", "warn", "skipped"]
@@ -21,7 +21,7 @@ OURTHING = "OURTHING"
 GITLAB = "GitLab variables"
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Cause:
     """A likely reason for a failure, with the side that would fix it."""
 
@@ -32,7 +32,7 @@ class Cause:
         return {"cause": mask(self.text), "side": self.side}
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Check:
     name: str
     status: Status
@@ -117,7 +117,7 @@ def as_text(checks: list[Check]) -> str:
     return "\n".join(lines) + "\n"
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DestinationRun:
     """One XACCT_DESTINATIONS entry's checklist."""
 

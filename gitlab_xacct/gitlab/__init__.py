@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gitlab_xacct.errors import ConfigError, PushError, RegistryAuthError, XacctError
-from gitlab_xacct.records import record
 from gitlab_xacct.secrets import Secret
 
 if TYPE_CHECKING:
@@ -33,14 +33,14 @@ class GitLabUnavailable(PushError):
     """GitLab could not be reached or failed (5xx): exit 5, worth trying again later."""
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Server:
     url: str  # https://HOST[:PORT][/PATH], no trailing slash
     token: Secret
     token_origin: str  # GITLAB_TOKEN or --token-file PATH, for messages
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Connection:
     api: gitlab.Gitlab
     server: Server

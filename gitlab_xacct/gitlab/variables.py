@@ -9,10 +9,10 @@ the same key is never touched) when a value or a flag differs, nothing when all 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from gitlab_xacct.gitlab import Connection, translate_errors
-from gitlab_xacct.records import field, record
 
 if TYPE_CHECKING:
     from gitlab.v4.objects import Group, GroupVariableManager, Project, ProjectVariableManager
@@ -22,7 +22,7 @@ HIDDEN_SINCE = (17, 4)  # masked_and_hidden, settable at creation only
 Action = Literal["create", "update", "rewrite", "recreate", "unchanged"]
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Wanted:
     """A variable as it should be. `secret` values are masked, protected, hidden where the
     server can, and never printed."""
@@ -40,7 +40,7 @@ class Wanted:
         return self.secret
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Change:
     key: str
     action: Action
@@ -113,7 +113,7 @@ def _flags(want: Wanted, hidden: bool) -> tuple[str, ...]:
     return (", ".join(flags),) if flags else ()
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Target:
     """The project or group whose variables are set, as GitLab names it."""
 
@@ -196,7 +196,7 @@ def _create(target: Target, change: Change, want: Wanted, scope: str) -> Change:
     return change
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LintResult:
     valid: bool
     errors: tuple[str, ...]

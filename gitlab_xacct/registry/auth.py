@@ -17,11 +17,11 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from gitlab_xacct.errors import PushError, RegistryAuthError
-from gitlab_xacct.records import field, record
 from gitlab_xacct.registry.http1 import TCHARS
 from gitlab_xacct.registry.transport import basic_authorization
 from gitlab_xacct.secrets import Secret
@@ -37,13 +37,13 @@ _EXPIRY_MARGIN = 10.0  # seconds: a token this close to its end is fetched anew,
 _DEFAULT_LIFETIME = 60  # the token spec's default when `expires_in` is absent
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Credentials:
     username: str
     password: Secret
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Challenge:
     scheme: str  # lower case: "basic", "bearer", ...
     params: Mapping[str, str]
@@ -121,14 +121,14 @@ def covers(granted: Iterable[str], needed: Iterable[str]) -> bool:
 TokenFetcher = Callable[[str, list[tuple[str, str]], str | None, bool], "Response"]
 
 
-@record
+@dataclass(slots=True)
 class _Token:
     value: Secret
     scopes: tuple[str, ...]
     good_until: float  # time.monotonic()
 
 
-@record
+@dataclass(slots=True)
 class Attempt:
     """What one request has already tried, so that each remedy is tried once."""
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import deque
+from dataclasses import dataclass
 
 from gitlab_xacct.errors import ConfigError
-from gitlab_xacct.records import record
 from gitlab_xacct.registry.image import (
     INDEX_TYPES,
     MANIFEST_TYPES,
@@ -49,7 +49,7 @@ MAX_CONFIG_BYTES = 32 * 1024 * 1024
 _INDEX_DEPTH = 2  # index.json -> (containerd-store) image index -> manifest
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Entry:
     config: str
     repo_tags: tuple[str, ...]

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import BinaryIO
-
-from gitlab_xacct.records import record
 
 # Media types we read and write.
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -21,7 +20,7 @@ MANIFEST_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
 INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Blob:
     """A content-addressed blob: the push engine verifies `digest` and `size` as it streams.
 
@@ -38,7 +37,7 @@ class Blob:
     mount_from: tuple[str, str] | None = None
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ImageManifest:
     """A single-platform image: the manifest bytes exactly as they will be pushed."""
 
@@ -54,7 +53,7 @@ class ImageManifest:
         return (*self.layers, self.config)
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ImageIndex:
     """A multi-platform index (OCI index or Docker manifest list) and its child images."""
 

@@ -9,9 +9,9 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from gitlab_xacct.errors import ConfigError
-from gitlab_xacct.records import field, record
 from gitlab_xacct.registry.image import (
     INDEX_TYPES,
     MANIFEST_TYPES,
@@ -96,7 +96,7 @@ def get_list(doc: Mapping[str, object], key: str, label: str, what: str) -> list
     return value
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Descriptor:
     digest: str
     size: int

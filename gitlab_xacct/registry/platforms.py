@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 
 from gitlab_xacct.errors import ConfigError
-from gitlab_xacct.records import record
 from gitlab_xacct.registry.image import ImageIndex, SourceImage
 
 CONFIG_LIMIT = 32 * 1024 * 1024  # an image config is small; a bigger one is not a config
@@ -33,7 +33,7 @@ KNOWN_ARCH = ("amd64", "arm64", "arm", "386", "ppc64le", "ppc64", "s390x", "risc
               "mips64", "mipsle", "mips", "loong64", "wasm")  # fmt: skip
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Platform:
     os: str
     architecture: str

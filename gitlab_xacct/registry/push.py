@@ -13,13 +13,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from functools import partial
 from typing import BinaryIO, cast
 
 from gitlab_xacct import cancel
-from gitlab_xacct._malloc import keep_transfer_buffers
 from gitlab_xacct.errors import PushError, RegistryAuthError
-from gitlab_xacct.records import field, record
 from gitlab_xacct.registry.client import Registry
 from gitlab_xacct.registry.image import Blob, ImageIndex, ImageManifest, SourceImage
 from gitlab_xacct.registry.progress import Progress
@@ -31,7 +30,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PARALLELISM = 4
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PushResult:
     host: str
     repository: str
@@ -53,7 +52,7 @@ class PushResult:
         return f"{self.host}/{self.repository}:{tag}@{self.digest}"
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Target:
     registry: Registry
     repository: str
@@ -64,14 +63,14 @@ class Target:
         return f"{self.registry.host}/{self.repository}"
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EngineOptions:
     parallelism: int = DEFAULT_PARALLELISM
     skip_existing_tags: bool = False
     network: Network = field(default_factory=Network)  # timeouts, retries of every registry
 
 
-@record
+@dataclass(slots=True)
 class _Tally:
     uploaded: list[Blob] = field(default_factory=list)
     present: int = 0
@@ -124,8 +123,6 @@ def push_many(
             if all_at_digest:
                 tallies[n].present = len(blobs)
     if active:
-        # Process-wide, and only now: ctypes is not worth importing for a run with nothing to send.
-        keep_transfer_buffers()
         pushing = [targets[n] for n in active]
         counts = [tallies[n] for n in active]
         with Progress(sum(b.size for b in blobs), len(blobs)) as progress:
@@ -307,6 +304,14 @@ class _CountingReader(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
+
+    def read(self, size: int = -1) -> bytes:
+        # The source's own chunk, not RawIOBase's read: that fills a fresh buffer and copies it,
+        # two short-lived MiB a chunk, page faults and CPU a push could do without.
+        cancel.check()
+        data = self._stream.read(size)
+        self._progress.advance(len(data))
+        return data
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         cancel.check()

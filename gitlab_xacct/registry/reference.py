@@ -8,9 +8,9 @@ registry-1.docker.io, its single-name images under `library/`).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from gitlab_xacct.errors import ConfigError
-from gitlab_xacct.records import record
 
 FORM = "docker://HOST/REPO[:TAG|@DIGEST]"
 DOCKER_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
@@ -25,7 +25,7 @@ _TAG = re.compile(r"\w[\w.-]{0,127}", re.ASCII)  # ASCII: Python's \w takes "é"
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImageReference:
     host: str  # lower case, with the port when one was given
     repository: str

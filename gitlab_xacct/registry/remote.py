@@ -22,6 +22,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -29,7 +30,6 @@ from urllib.parse import urlsplit
 from gitlab_xacct import docker_config
 from gitlab_xacct.errors import ConfigError, NotFound, RegistryUnreachable
 from gitlab_xacct.options import split_list
-from gitlab_xacct.records import field, record
 from gitlab_xacct.registry.client import DEFAULT_CHUNK_SIZE, Credentials, Network, Registry
 from gitlab_xacct.registry.image import (
     INDEX_TYPES,
@@ -58,7 +58,7 @@ _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PROBE_TIMEOUT = (5.0, 10.0)
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Access:
     """How to talk to one registry: credentials (and where they came from), the hosts the user
     listed as insecure, and the upload chunk size."""

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import random
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gitlab_xacct.errors import RegistryUnreachable
-from gitlab_xacct.records import record
 from gitlab_xacct.registry.transport import ConnectTimeout, ReadTimeout, TransportError
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Network:
     """`XACCT_CONNECT_TIMEOUT`, `XACCT_READ_TIMEOUT`, `XACCT_RETRIES` and the backoff."""
 

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 from gitlab_xacct.errors import ConfigError
-from gitlab_xacct.records import record
 
 T = TypeVar("T")
 MAX_LISTED = 20
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Listing:
     """How one kind of source lists its images, for the error messages."""
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from gitlab_xacct.errors import ConfigError
 from gitlab_xacct.options import SOURCE_FORMS, one_of
-from gitlab_xacct.records import record
 from gitlab_xacct.registry.image import SourceImage
 from gitlab_xacct.registry.oci_layout import read_layout
 from gitlab_xacct.registry.reference import ImageReference, parse_reference
@@ -36,7 +36,7 @@ _TRANSPORTS: dict[str, Transport] = {
 _FORMS = f"expected {one_of(SOURCE_FORMS)}"
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SourceSpec:
     """A parsed source: the transport, the file or directory, and the image within it.
 

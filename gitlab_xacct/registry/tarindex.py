@@ -12,11 +12,11 @@ import posixpath
 import stat
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Literal, Protocol
 
 from gitlab_xacct.errors import ConfigError
-from gitlab_xacct.records import record
 
 if TYPE_CHECKING:
     import tarfile
@@ -43,7 +43,7 @@ def _archive_errors() -> tuple[type[BaseException], ...]:
 EXPORT_AGAIN = "export the image again (skopeo copy, buildah push or docker save)"
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Section:
     """`size` bytes at `offset` in the file at `path`."""
 
@@ -115,7 +115,7 @@ def normalise(name: str) -> str | None:
     return "/".join(parts)
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DirFiles:
     """Files under a directory (an OCI layout on disk)."""
 
@@ -143,7 +143,7 @@ class DirFiles:
         return Section(path, 0, info.st_size)
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ArchiveFiles:
     """Regular members of a tar archive; link members resolve to them, never outside."""
 

@@ -29,11 +29,11 @@ import select
 import socket
 import threading
 from collections.abc import Iterable, Mapping, Sized
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 
 from gitlab_xacct.errors import ConfigError, PushError
-from gitlab_xacct.records import record
 from gitlab_xacct.registry import http1
 from gitlab_xacct.registry.http1 import Headers
 from gitlab_xacct.secrets import Secret
@@ -163,14 +163,14 @@ class Response:
         self.close()
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Proxy:
     host: str
     port: int
     authorization: str | None  # Proxy-Authorization, from the proxy URL's user:password
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Route:
     """Where a connection goes and how: one pool per route."""
 

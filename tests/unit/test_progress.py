@@ -5,11 +5,14 @@ from __future__ import annotations
 import io
 import logging
 import time
+from typing import BinaryIO, cast
 
 import pytest
 
 from gitlab_xacct.registry import progress as progress_module
+from gitlab_xacct.registry.image import OCI_LAYER_TAR, Blob
 from gitlab_xacct.registry.progress import Progress, size
+from gitlab_xacct.registry.push import _counted
 
 MIB = 1024 * 1024
 
@@ -85,3 +88,29 @@ def test_nothing_to_send_starts_no_reporter() -> None:
     with Progress(0, 0, stream=io.StringIO()) as progress:
         assert progress.line().startswith("progress: 0 B of 0 B (100%)")
         assert progress._thread is None
+
+
+def test_a_counted_source_hands_over_its_own_chunks_and_counts_them() -> None:
+    chunks = [b"a" * MIB, b"b" * MIB]
+    handed = iter(chunks)
+
+    class Source(io.RawIOBase):
+        def readable(self) -> bool:
+            return True
+
+        def read(self, size: int = -1) -> bytes:
+            return next(handed, b"")
+
+    blob = Blob(
+        digest="sha256:" + "0" * 64,
+        size=2 * MIB,
+        media_type=OCI_LAYER_TAR,
+        open=lambda: cast(BinaryIO, Source()),
+    )
+    progress = Progress(2 * MIB, 1, stream=io.StringIO())
+    with _counted(blob, progress).open() as stream:
+        read = [stream.read(MIB) for _ in range(3)]
+    assert read[0] is chunks[0]  # no buffer filled and copied per chunk
+    assert read[1] is chunks[1]
+    assert read[2] == b""
+    assert progress.line().startswith("progress: 2.0 MiB of 2.0 MiB (100%)")

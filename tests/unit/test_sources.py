@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from gitlab_xacct.errors import ConfigError
-from gitlab_xacct.records import FrozenInstanceError
 from gitlab_xacct.registry.docker_archive import normalise_tag
 from gitlab_xacct.registry.image import (
     OCI_CONFIG,
@@ -150,7 +149,7 @@ def test_parse_source_refuses_with_what_is_wrong_and_the_forms(text: str, proble
 
 def test_source_spec_is_frozen() -> None:
     spec = parse_source("oci:layout")
-    with pytest.raises(FrozenInstanceError):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         spec.ref = "other"  # type: ignore[misc]
 
 
