@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import botocore.session
@@ -17,7 +18,7 @@ from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from gitlab_xacct import __version__
+from gitlab_xacct import __version__, network
 from gitlab_xacct.aws import explain
 from gitlab_xacct.errors import IdentityError
 from gitlab_xacct.records import record
@@ -100,14 +101,15 @@ class Session:
     ) -> IAMClient: ...
     def client(self, service_name: str, *, region_name: str | None = None, config: Config) -> Any:
         key, secret, token = self._credentials or (None, None, None)
-        return self._core.create_client(
+        create = partial(
+            self._core.create_client,
             service_name,
             region_name=region_name or self._region,
-            config=config,
             aws_access_key_id=key,
             aws_secret_access_key=secret,
             aws_session_token=token,
         )
+        return network.aws_client(create, config)  # the run's trust store and proxy
 
 
 _core: botocore.session.Session | None = None

@@ -22,7 +22,6 @@ from urllib.parse import urlsplit
 
 from gitlab_xacct.errors import PushError, RegistryAuthError
 from gitlab_xacct.records import field, record
-from gitlab_xacct.registry.http1 import TCHARS
 from gitlab_xacct.registry.transport import basic_authorization
 from gitlab_xacct.secrets import Secret
 from gitlab_xacct.validate import is_loopback
@@ -30,7 +29,8 @@ from gitlab_xacct.validate import is_loopback
 if TYPE_CHECKING:
     from gitlab_xacct.registry.transport import Response
 
-_NAME = re.compile(rf"\s*({TCHARS})")
+# RFC 9110 tchar, one or more: authentication schemes and their parameters.
+_NAME = re.compile(r"\s*([!#$%&'*+\-.^_`|~0-9A-Za-z]+)")
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
 _BARE = re.compile(r"[^\s,]*")
 _EXPIRY_MARGIN = 10.0  # seconds: a token this close to its end is fetched anew, not sent

@@ -11,8 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import BinaryIO, cast
 from urllib.parse import urlencode, urljoin, urlsplit
@@ -33,7 +32,14 @@ from gitlab_xacct.registry.retry import (
     retry_after,
     with_attempts,
 )
-from gitlab_xacct.registry.transport import Body, Response, TLSError, Transport, TransportError
+from gitlab_xacct.registry.transport import (
+    Body,
+    ProxyRefused,
+    Response,
+    TLSError,
+    Transport,
+    TransportError,
+)
 from gitlab_xacct.secrets import mask
 
 __all__ = [
@@ -57,8 +63,6 @@ _NO_CHUNKING = (".amazonaws.com", ".amazonaws.com.cn")
 _ECR_HINT = "the ECR credentials were not accepted, or the role may not push to this repository"
 # Requests safe to send again as they are: they change nothing on the registry.
 _SAFE = frozenset({"GET", "HEAD"})
-# How many sends an answer took, for the error that gives up on it (see `check`).
-_ATTEMPTS: weakref.WeakKeyDictionary[Response, int] = weakref.WeakKeyDictionary()
 
 
 class Registry:
@@ -67,7 +71,8 @@ class Registry:
     `insecure` turns TLS verification off (an `--insecure-registry` host); `chunk_size` is the
     size above which blobs go up in PATCH chunks (0: never); `refresh` returns fresh
     credentials when the registry rejects the current ones mid-way (once per request);
-    `network` holds the timeouts and the bound on retries.
+    `network` holds the timeouts and the bound on retries; `env`, the settings' mapping, gives
+    the proxy variables and the trust store (`gitlab_xacct.network`; default: os.environ).
     """
 
     def __init__(
@@ -81,6 +86,7 @@ class Registry:
         refresh: Callable[[], Credentials] | None = None,
         auth_hint: str = _ECR_HINT,
         network: Network | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.network = network or Network()
         self.base_url = base_url.rstrip("/")
@@ -95,7 +101,7 @@ class Registry:
         )
         # No retries in the transport: `send` retries itself, so it can cap Retry-After, count
         # the attempts and say what the last answer was. Uploads retry (or resume) in blobs.py.
-        self._transport = Transport(user_agent=f"gitlab-xacct/{__version__}", pool=pool)
+        self._transport = Transport(user_agent=f"gitlab-xacct/{__version__}", pool=pool, env=env)
         self._mount_sessions: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
 
@@ -130,7 +136,8 @@ class Registry:
         Credentials go only to this registry's own host, never to a redirect's target.
         With `retry` (default: for GET and HEAD only), no answer, 429 and 5xx are tried again
         up to `network.retries` times with backoff; the last answer is returned (its attempts
-        noted for `check`), or, when there was none, RegistryUnreachable says how many tries.
+        in `Response.attempts`, for `check`), or, when there was none, RegistryUnreachable
+        says how many tries.
         """
         repeat = method in _SAFE if retry is None else retry
         return self._retried(
@@ -152,7 +159,7 @@ class Registry:
         self, method: str, path_or_url: str, sending: Callable[[], Response], attempts: int
     ) -> Response:
         """`sending()` until an answer not worth repeating (no answer, 429 and 5xx are), at most
-        `attempts` times with backoff; the last answer (its attempts noted for `check`), or
+        `attempts` times with backoff; the last answer (its attempts in `Response.attempts`), or
         NoAnswer naming the attempts."""
         for attempt in range(1, attempts + 1):
             try:
@@ -163,7 +170,7 @@ class Registry:
                 self.pause(method, path_or_url, attempt, exc.reason, None)
                 continue
             if response.status_code not in RETRY_STATUSES or attempt == attempts:
-                _ATTEMPTS[response] = max(attempt, _ATTEMPTS.get(response, 1))
+                response.attempts = max(attempt, response.attempts)
                 return response
             response.close()
             self.pause(method, path_or_url, attempt, answer(response), retry_after(response))
@@ -182,7 +189,7 @@ class Registry:
 
     def note_attempts(self, response: Response, attempts: int) -> None:
         """How many sends `response` took, for the message of `check`."""
-        _ATTEMPTS[response] = attempts
+        response.attempts = attempts
 
     def _authenticated(
         self,
@@ -212,7 +219,7 @@ class Registry:
             )
             final = urlsplit(response.url or url).netloc == self.host
             if response.status_code in (401, 403):  # for check: how often it was refused
-                _ATTEMPTS[response] = sends
+                response.attempts = sends
             if response.status_code != 401 or not (ours and final) or sends == 3:
                 return response
             if not self.auth.unauthorized(response, header, attempt):
@@ -251,6 +258,11 @@ class Registry:
                     "host in XACCT_INSECURE_REGISTRIES"
                 ) from None
             raise RegistryUnreachable(f"no TLS answer from {host} ({mask(exc.reason)})") from None
+        except ProxyRefused as exc:  # an answer, and a final one: not retried
+            raise PushError(
+                f"could not reach the registry at {self.base_url} ({mask(exc.reason)}); check "
+                "the proxy variables (HTTPS_PROXY, HTTP_PROXY, NO_PROXY) and the proxy's rules"
+            ) from None
         except TransportError as exc:
             endpoint = " (or XACCT_REGISTRY_ENDPOINT)" if self.auth_hint == _ECR_HINT else ""
             reason = no_answer(exc, self.network)
@@ -274,7 +286,7 @@ class Registry:
         if response.status_code in ok:
             return
         detail = _error_detail(response)
-        attempts = _ATTEMPTS.get(response, 1)
+        attempts = response.attempts
         if response.status_code in (401, 403):
             again = f", after {attempts} attempts with renewed credentials" if attempts > 1 else ""
             raise RegistryAuthError(
