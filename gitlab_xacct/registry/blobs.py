@@ -28,7 +28,7 @@ from gitlab_xacct import cancel
 from gitlab_xacct.errors import PushError, RegistryUnreachable
 from gitlab_xacct.registry.auth import push_scope
 from gitlab_xacct.registry.image import Blob
-from gitlab_xacct.registry.retry import RETRY_STATUSES, NoAnswer, answer, retry_after
+from gitlab_xacct.registry.retry import RETRY_STATUSES, Again, NoAnswer, answer, repeat, retry_after
 from gitlab_xacct.registry.transport import Response, TransportError
 
 if TYPE_CHECKING:
@@ -52,26 +52,31 @@ class _Transient(Exception):
 def upload_blob(registry: Registry, repository: str, blob: Blob) -> None:
     chunked = 0 < registry.chunk_size < blob.size
     attempts = registry.network.attempts
-    for attempt in range(1, attempts + 1):
+
+    def step(attempt: int, last: bool) -> None:
         try:
             if chunked:
                 _chunked(registry, repository, blob)
             else:
                 _monolithic(registry, repository, blob)
         except _Transient as exc:
-            if attempt == attempts:
-                raise PushError(
-                    f"upload of {blob.digest} to {registry.host} failed after {attempt} attempts "
-                    f"(last: {exc}); try again later, or raise XACCT_RETRIES"
-                ) from None
-            wait = registry.network.delay(attempt, exc.later)
-            log.warning(
-                "upload of %s failed (%s); starting it over in %.1f s (attempt %d of %d)",
-                blob.digest, exc, wait, attempt + 1, attempts,
-            )  # fmt: skip
-            registry.network.sleep(wait)
-        else:
-            return
+            reason = str(exc)
+
+            def failed(count: int) -> PushError:
+                return PushError(
+                    f"upload of {blob.digest} to {registry.host} failed after {count} attempts "
+                    f"(last: {reason}); try again later, or raise XACCT_RETRIES"
+                )
+
+            raise Again(reason, give_up=failed, later=exc.later) from None
+
+    def pause(attempt: int, reason: str, wait: float) -> None:
+        log.warning(
+            "upload of %s failed (%s); starting it over in %.1f s (attempt %d of %d)",
+            blob.digest, reason, wait, attempt + 1, attempts,
+        )  # fmt: skip
+
+    repeat(registry.network, attempts, step, pause)
 
 
 def _open_session(registry: Registry, repository: str, blob: Blob) -> tuple[str, bool]:

@@ -25,10 +25,13 @@ from gitlab_xacct.registry.image import Blob
 from gitlab_xacct.registry.manifests import MANIFEST_ACCEPT
 from gitlab_xacct.registry.retry import (
     RETRY_STATUSES,
+    Again,
     Network,
     NoAnswer,
+    Pause,
     answer,
     no_answer,
+    repeat,
     retry_after,
     with_attempts,
 )
@@ -161,31 +164,31 @@ class Registry:
         """`sending()` until an answer not worth repeating (no answer, 429 and 5xx are), at most
         `attempts` times with backoff; the last answer (its attempts in `Response.attempts`), or
         NoAnswer naming the attempts."""
-        for attempt in range(1, attempts + 1):
+
+        def step(attempt: int, last: bool) -> Response:
             try:
                 response = sending()
             except NoAnswer as exc:
-                if attempt == attempts:
-                    raise NoAnswer(with_attempts(str(exc), attempt), exc.reason) from None
-                self.pause(method, path_or_url, attempt, exc.reason, None)
-                continue
-            if response.status_code not in RETRY_STATUSES or attempt == attempts:
-                response.attempts = max(attempt, response.attempts)
-                return response
-            response.close()
-            self.pause(method, path_or_url, attempt, answer(response), retry_after(response))
-        raise AssertionError("unreachable")
+                raise Again(exc.reason, give_up=partial(_no_answer_after, exc)) from None
+            if response.status_code in RETRY_STATUSES and not last:
+                response.close()
+                raise Again(answer(response), give_up=_unreachable, later=retry_after(response))
+            response.attempts = max(attempt, response.attempts)
+            return response
 
-    def pause(
-        self, method: str, path_or_url: str, attempt: int, what: str, later: float | None
-    ) -> None:
-        wait = self.network.delay(attempt, later)
+        return repeat(self.network, attempts, step, self.pauses(method, path_or_url))
+
+    def pauses(self, method: str, path_or_url: str) -> Pause:
+        """The warning before a request is sent again."""
         path = urlsplit(self.url(path_or_url)).path
-        log.warning(
-            "registry %s: %s %s got %s; trying again in %.1f s (attempt %d of %d)",
-            self.host, method, path, what, wait, attempt + 1, self.network.attempts,
-        )  # fmt: skip
-        self.network.sleep(wait)
+
+        def pause(attempt: int, what: str, wait: float) -> None:
+            log.warning(
+                "registry %s: %s %s got %s; trying again in %.1f s (attempt %d of %d)",
+                self.host, method, path, what, wait, attempt + 1, self.network.attempts,
+            )  # fmt: skip
+
+        return pause
 
     def note_attempts(self, response: Response, attempts: int) -> None:
         """How many sends `response` took, for the message of `check`."""
@@ -399,6 +402,14 @@ class Registry:
         """PUT a manifest byte for byte; returns the digest the registry reports for it. After
         a lost answer or a 5xx, a HEAD says whether it landed before it is sent again."""
         return manifests.put_manifest(self, repository, reference, manifest, media_type)
+
+
+def _no_answer_after(exc: NoAnswer, attempts: int) -> NoAnswer:
+    return NoAnswer(with_attempts(str(exc), attempts), exc.reason)
+
+
+def _unreachable(attempts: int) -> BaseException:
+    return AssertionError(f"an answer is returned from the last of {attempts} attempts")
 
 
 def _error_detail(response: Response) -> str:

@@ -24,9 +24,11 @@ from gitlab_xacct.registry.image import (
 )
 from gitlab_xacct.registry.retry import (
     RETRY_STATUSES,
+    Again,
     NoAnswer,
     answer,
     no_answer,
+    repeat,
     retry_after,
     with_attempts,
 )
@@ -44,8 +46,8 @@ MANIFEST_ACCEPT = ", ".join((OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MA
 def get_manifest(registry: Registry, repository: str, reference: str) -> tuple[bytes, str]:
     what = f"manifest {repository}:{reference}"
     path = f"/v2/{repository}/manifests/{reference}"
-    attempts = registry.network.attempts
-    for attempt in range(1, attempts + 1):
+
+    def step(attempt: int, last: bool) -> tuple[bytes, str]:
         response = registry.send(
             "GET",
             path,
@@ -57,15 +59,17 @@ def get_manifest(registry: Registry, repository: str, reference: str) -> tuple[b
             raw = _body(registry, response, what)
         except TransportError as exc:  # lost mid-body: ask again
             reason = no_answer(exc, registry.network)
-            if attempt == attempts:
-                raise RegistryUnreachable(
-                    f"registry {registry.host}: the body of {what} was cut off after {attempt} "
+
+            def cut_off(attempts: int) -> RegistryUnreachable:
+                return RegistryUnreachable(
+                    f"registry {registry.host}: the body of {what} was cut off after {attempts} "
                     f"attempts ({reason})"
-                ) from None
-            registry.pause("GET", path, attempt, reason, None)
-            continue
+                )
+
+            raise Again(reason, give_up=cut_off) from None
         return raw, _checked(registry, response, raw, reference, what)
-    raise AssertionError("unreachable")
+
+    return repeat(registry.network, registry.network.attempts, step, registry.pauses("GET", path))
 
 
 def _body(registry: Registry, response: Response, what: str) -> bytes:
@@ -123,12 +127,11 @@ def put_manifest(
     done; anywhere else, the PUT goes again."""
     expected = "sha256:" + hashlib.sha256(manifest).hexdigest()
     path = f"/v2/{repository}/manifests/{reference}"
-    attempts = registry.network.attempts
-    for attempt in range(1, attempts + 1):
+
+    def step(attempt: int, last: bool) -> Response | None:
         if attempt > 1 and registry.manifest_digest(repository, reference) == expected:
             log.info("manifest %s landed at %s before its answer was lost", reference, expected)
-            return expected
-        last = attempt == attempts
+            return None
         try:
             response = registry.send(
                 "PUT",
@@ -139,16 +142,22 @@ def put_manifest(
                 retry=False,
             )
         except NoAnswer as exc:
-            if last:
-                raise RegistryUnreachable(with_attempts(str(exc), attempt)) from None
-            registry.pause("PUT", path, attempt, exc.reason, None)
-            continue
+            message = str(exc)
+
+            def unreachable(attempts: int) -> RegistryUnreachable:
+                return RegistryUnreachable(with_attempts(message, attempts))
+
+            raise Again(exc.reason, give_up=unreachable) from None
         if response.status_code in RETRY_STATUSES and not last:
             response.close()
-            registry.pause("PUT", path, attempt, answer(response), retry_after(response))
-            continue
+            raise Again(answer(response), give_up=_unused, later=retry_after(response))
         registry.note_attempts(response, attempt)
-        break
+        return response
+
+    attempts = registry.network.attempts
+    response = repeat(registry.network, attempts, step, registry.pauses("PUT", path))
+    if response is None:
+        return expected
     registry.check(response, f"PUT of manifest {reference}", (200, 201))
     digest = response.headers.get("Docker-Content-Digest", expected)
     if digest != expected:
@@ -157,6 +166,10 @@ def put_manifest(
             f"the bytes pushed hash to {expected}"
         )
     return digest
+
+
+def _unused(attempts: int) -> BaseException:
+    return AssertionError(f"the last of {attempts} answers is checked, not retried")
 
 
 def media_type(content_type: str, raw: bytes) -> str:
