@@ -6,8 +6,8 @@ with exponential backoff and jitter between them, and never sooner than the regi
 `Retry-After` (capped: a registry asking for an hour would otherwise hold the job past its
 timeout). `repeat` is the one loop that does it, for a request, a manifest GET or PUT and a
 whole blob upload alike; how many sends an answer took rides on it (`Response.attempts`), and
-on the error that gives up. Nothing here runs on the fast path: a healthy registry costs no extra request and no
-sleep.
+on the error that gives up. Nothing here runs on the fast path: a healthy registry costs no
+extra request and no sleep.
 """
 
 from __future__ import annotations
