@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from typing import TYPE_CHECKING
 
 from gitlab_xacct.errors import PushError, RegistryUnreachable
 from gitlab_xacct.registry.auth import pull_scope, push_scope
@@ -32,10 +31,8 @@ from gitlab_xacct.registry.retry import (
     retry_after,
     with_attempts,
 )
+from gitlab_xacct.registry.session import Session
 from gitlab_xacct.registry.transport import Response, TransportError
-
-if TYPE_CHECKING:
-    from gitlab_xacct.registry.client import Registry
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +40,27 @@ MANIFEST_LIMIT = 4 * 1024 * 1024  # the distribution spec's suggested manifest s
 MANIFEST_ACCEPT = ", ".join((OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST))
 
 
-def get_manifest(registry: Registry, repository: str, reference: str) -> tuple[bytes, str]:
+def manifest_digest(registry: Session, repository: str, reference: str) -> str | None:
+    """The digest `reference` (a tag or digest) names, None when there is no such manifest."""
+    response = registry.send(
+        "HEAD",
+        f"/v2/{repository}/manifests/{reference}",
+        scopes=(pull_scope(repository),),
+        headers={"Accept": MANIFEST_ACCEPT},
+    )
+    if response.status_code == 404:
+        return None
+    registry.check(response, f"HEAD of manifest {repository}:{reference}", (200,))
+    digest = response.headers.get("Docker-Content-Digest")
+    if digest:
+        return digest
+    if reference.startswith("sha256:"):
+        return reference
+    raw, _ = get_manifest(registry, repository, reference)  # a registry that does not say
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def get_manifest(registry: Session, repository: str, reference: str) -> tuple[bytes, str]:
     what = f"manifest {repository}:{reference}"
     path = f"/v2/{repository}/manifests/{reference}"
 
@@ -72,7 +89,7 @@ def get_manifest(registry: Registry, repository: str, reference: str) -> tuple[b
     return repeat(registry.network, registry.network.attempts, step, registry.pauses("GET", path))
 
 
-def _body(registry: Registry, response: Response, what: str) -> bytes:
+def _body(registry: Session, response: Response, what: str) -> bytes:
     with response:
         registry.check(response, f"GET of {what}", (200,))
         length = response.headers.get("Content-Length", "")
@@ -86,7 +103,7 @@ def _body(registry: Registry, response: Response, what: str) -> bytes:
     return bytes(data)
 
 
-def _checked(registry: Registry, response: Response, raw: bytes, reference: str, what: str) -> str:
+def _checked(registry: Session, response: Response, raw: bytes, reference: str, what: str) -> str:
     """The media type of a served manifest, after the checks a registry could fail."""
     host = registry.host
     actual = "sha256:" + hashlib.sha256(raw).hexdigest()
@@ -117,7 +134,7 @@ def _checked(registry: Registry, response: Response, raw: bytes, reference: str,
 
 
 def put_manifest(
-    registry: Registry, repository: str, reference: str, manifest: bytes, media_type: str
+    registry: Session, repository: str, reference: str, manifest: bytes, media_type: str
 ) -> str:
     """Not re-sent blindly: a PUT that got no answer, or a 5xx, may have landed (the registry
     stored it, then the answer was lost). Sending it again would be harmless on most registries
@@ -129,7 +146,7 @@ def put_manifest(
     path = f"/v2/{repository}/manifests/{reference}"
 
     def step(attempt: int, last: bool) -> Response | None:
-        if attempt > 1 and registry.manifest_digest(repository, reference) == expected:
+        if attempt > 1 and manifest_digest(registry, repository, reference) == expected:
             log.info("manifest %s landed at %s before its answer was lost", reference, expected)
             return None
         try:
