@@ -8,11 +8,11 @@ import math
 from dataclasses import replace
 
 from gitlab_xacct.errors import ConfigError
+from gitlab_xacct.network import check_proxies
 from gitlab_xacct.options import Resolver
 from gitlab_xacct.registry.platforms import Platform, parse_platform
 from gitlab_xacct.registry.push import DEFAULT_PARALLELISM, EngineOptions
 from gitlab_xacct.registry.retry import Network
-from gitlab_xacct.registry.transport import check_proxies
 from gitlab_xacct.validate import whole_number
 
 
@@ -24,7 +24,7 @@ def platform_list(r: Resolver) -> tuple[tuple[Platform, ...], str]:
 
 
 def engine_options(r: Resolver) -> EngineOptions:
-    check_proxies(r.env)  # the registry transport's proxy variables
+    check_proxies(r.env)  # the proxy variables and CA bundle of every connection
     return EngineOptions(
         parallelism=_count(r, "parallelism", DEFAULT_PARALLELISM, (1, 32), "uploads"),
         skip_existing_tags=r.boolean("skip_existing_tags"),

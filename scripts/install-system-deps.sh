@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the tests and the demo use as real peers: a registry (docker-registry, with
-# htpasswd from apache2-utils) and independent image tools (skopeo, umoci).
+# htpasswd from apache2-utils), a forward proxy (tinyproxy, run by the tests on loopback only),
+# and independent image tools (skopeo, umoci).
 # Installs only what is missing, so a second run costs nothing.
 set -euo pipefail
 
@@ -9,6 +10,7 @@ declare -A package_of=(
   [htpasswd]=apache2-utils
   [skopeo]=skopeo
   [umoci]=umoci
+  [tinyproxy]=tinyproxy
 )
 missing=()
 for tool in "${!package_of[@]}"; do

@@ -18,7 +18,7 @@ from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from gitlab_xacct import __version__
+from gitlab_xacct import __version__, network
 from gitlab_xacct.aws import explain
 from gitlab_xacct.errors import IdentityError
 from gitlab_xacct.secrets import mask, register
@@ -66,9 +66,11 @@ def client(
     """The one place an AWS client is made: `session`'s identity (none when `unsigned`), in
     `region` (else the session's), configured by `client_config`. Endpoints follow botocore's
     rules, AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE> included."""
-    return session.client(  # type: ignore[call-overload]
-        service, region_name=region, config=client_config(unsigned=unsigned)
-    )
+
+    def create(**settings: Any) -> Any:  # config= and verify=, from the network policy
+        return session.client(service, region_name=region, **settings)  # type: ignore[call-overload]
+
+    return network.aws_client(create, client_config(unsigned=unsigned))  # the run's trust, proxy
 
 
 class AssumeRoleError(IdentityError):

@@ -82,6 +82,7 @@ class CopySettings:
                 insecure_registries=insecure,
                 chunk_size=chunk_size,
                 network=engine.network,
+                env=env,
             )
 
         return cls(

@@ -109,6 +109,7 @@ def _connect(
         Credentials(login.username, login.password),
         refresh=relogin,
         network=settings.engine.network,
+        env=env,
     )
     return Target(registry, destination.repository, immutable_tags=immutable)
 

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from gitlab_xacct.errors import PushError, RegistryAuthError
-from gitlab_xacct.registry.http1 import TCHARS
 from gitlab_xacct.registry.transport import basic_authorization
 from gitlab_xacct.secrets import Secret
 from gitlab_xacct.validate import is_loopback
@@ -30,11 +29,14 @@ from gitlab_xacct.validate import is_loopback
 if TYPE_CHECKING:
     from gitlab_xacct.registry.transport import Response
 
-_NAME = re.compile(rf"\s*({TCHARS})")
+# RFC 9110 tchar, one or more: authentication schemes and their parameters.
+_NAME = re.compile(r"\s*([!#$%&'*+\-.^_`|~0-9A-Za-z]+)")
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
 _BARE = re.compile(r"[^\s,]*")
 _EXPIRY_MARGIN = 10.0  # seconds: a token this close to its end is fetched anew, not sent
 _DEFAULT_LIFETIME = 60  # the token spec's default when `expires_in` is absent
+_FLIGHT_WAIT = 60.0  # seconds a thread waits for another's token fetch before asking again
+_MAX_WAITS = 16  # fetches in flight waited for in a row (each may fail), before fetching anyway
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +140,10 @@ class Attempt:
 
 
 class Authenticator:
-    """Shared by the threads of one `Registry`; every state change happens under one lock."""
+    """Shared by the threads of one `Registry`; every state change happens under one lock,
+    which is never held across a network wait or a backoff: a token fetch (and a credential
+    refresh) runs outside it. Token fetches are single-flight: threads needing the same scopes
+    wait for the one fetch in flight instead of asking the token service each."""
 
     def __init__(
         self,
@@ -159,6 +164,7 @@ class Authenticator:
         self._realm = ""
         self._service = ""
         self._tokens: dict[tuple[str, ...], _Token] = {}
+        self._in_flight: dict[tuple[str, ...], threading.Event] = {}
         self.token_requests = 0
 
     @property
@@ -170,10 +176,10 @@ class Authenticator:
         with self._lock:
             if self._scheme == "basic" and self._credentials:
                 return _basic(self._credentials)
-            if self._scheme == "bearer":
-                wanted = normalise_scopes((*scopes, *attempt.challenge_scopes))
-                return f"Bearer {self._token(wanted, attempt).reveal()}"
-            return None
+            if self._scheme != "bearer":
+                return None
+            wanted = normalise_scopes((*scopes, *attempt.challenge_scopes))
+        return f"Bearer {self._token(wanted, attempt).reveal()}"
 
     def unauthorized(self, response: Response, sent: str | None, attempt: Attempt) -> bool:
         """Learn from a 401; True when sending the request again may succeed."""
@@ -200,36 +206,68 @@ class Authenticator:
             self._scheme = "basic"
             if sent is None or sent != _basic(self._credentials):
                 return True  # not sent yet, or another thread refreshed them meanwhile
-            return self._refresh_credentials(attempt)
+        return self._refresh_credentials(attempt)
 
     def _token_login(self) -> str | None:
         """What the token service is asked with: Basic credentials, or nothing (anonymous)."""
         return _basic(self._credentials) if self._credentials else None
 
     def _refresh_credentials(self, attempt: Attempt) -> bool:
+        """Called without the lock: the refresh asks ECR (a network call)."""
         if self._refresh is None or attempt.refreshed:
             return False
         attempt.refreshed = True
-        self._credentials = self._refresh()
-        self._tokens.clear()
+        fresh = self._refresh()
+        with self._lock:
+            self._credentials = fresh
+            self._tokens.clear()
         return True
 
-    def _token(self, scopes: tuple[str, ...], attempt: Attempt) -> Secret:
+    def _cached(self, scopes: tuple[str, ...]) -> Secret | None:
+        """A cached token covering `scopes` (expired ones dropped); under the lock."""
         now = time.monotonic()
         for key, token in list(self._tokens.items()):
             if token.good_until <= now:
                 del self._tokens[key]
             elif covers(token.scopes, scopes):
                 return token.value
-        token = self._request_token(scopes, attempt)
-        self._tokens[scopes] = token
+        return None
+
+    def _token(self, scopes: tuple[str, ...], attempt: Attempt) -> Secret:
+        """A token for `scopes`: cached, or fetched by this thread, or by the thread already
+        fetching it (waited for without the lock; if its fetch failed, this one tries)."""
+        for _ in range(_MAX_WAITS):
+            with self._lock:
+                cached = self._cached(scopes)
+                if cached is not None:
+                    return cached
+                flight = self._in_flight.get(scopes)
+                if flight is None:
+                    flight = self._in_flight[scopes] = threading.Event()
+                    break
+            flight.wait(_FLIGHT_WAIT)
+        else:
+            flight = threading.Event()  # waited long enough: fetch without the others
+        try:
+            token = self._request_token(scopes, attempt)
+            with self._lock:
+                self._tokens[scopes] = token
+        finally:
+            with self._lock:
+                if self._in_flight.get(scopes) is flight:
+                    del self._in_flight[scopes]
+            flight.set()
         attempt.fetched.add(token.value.reveal())
         return token.value
 
     def _request_token(self, scopes: tuple[str, ...], attempt: Attempt) -> _Token:
-        params = [("service", self._service)] if self._service else []
+        """Called without the lock: the fetch is a network call, retried with backoff."""
+        with self._lock:
+            service, realm_url = self._service, self._realm
+            self.token_requests += 1
+        params = [("service", service)] if service else []
         params += [("scope", scope) for scope in scopes]
-        realm = urlsplit(self._realm)
+        realm = urlsplit(realm_url)
         realm_host = realm.netloc
         same_host = realm_host == self.host or realm.hostname == urlsplit(f"//{self.host}").hostname
         # Credentials go to the realm only over TLS, unless it is on loopback or is this
@@ -239,14 +277,13 @@ class Authenticator:
             and (is_loopback(realm.hostname or "") or (same_host and self._insecure))
         ):
             raise RegistryAuthError(
-                f"registry {self.host} sends clients to the token service {self._realm!r}, which "
+                f"registry {self.host} sends clients to the token service {realm_url!r}, which "
                 "is not https://; refusing to send credentials there"
             )
         verify = not (same_host and self._insecure)
-        self.token_requests += 1
-        response = self._fetch(self._realm, params, self._token_login(), verify)
+        response = self._fetch(realm_url, params, self._token_login(), verify)
         if response.status_code in (401, 403) and self._refresh_credentials(attempt):
-            response = self._fetch(self._realm, params, self._token_login(), verify)
+            response = self._fetch(realm_url, params, self._token_login(), verify)
         if response.status_code in (401, 403):
             who = "the credentials" if self._credentials else "an anonymous request"
             raise RegistryAuthError(

@@ -21,18 +21,16 @@ import logging
 import re
 from collections.abc import Iterator
 from functools import partial
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 from urllib.parse import urljoin, urlsplit
 
 from gitlab_xacct import cancel
 from gitlab_xacct.errors import PushError, RegistryUnreachable
 from gitlab_xacct.registry.auth import push_scope
 from gitlab_xacct.registry.image import Blob
-from gitlab_xacct.registry.retry import RETRY_STATUSES, NoAnswer, answer, retry_after
+from gitlab_xacct.registry.retry import RETRY_STATUSES, Again, NoAnswer, answer, repeat, retry_after
+from gitlab_xacct.registry.session import Session
 from gitlab_xacct.registry.transport import Response, TransportError
-
-if TYPE_CHECKING:
-    from gitlab_xacct.registry.client import Registry
 
 log = logging.getLogger(__name__)
 
@@ -49,32 +47,37 @@ class _Transient(Exception):
         self.later = later  # the registry's Retry-After, in seconds
 
 
-def upload_blob(registry: Registry, repository: str, blob: Blob) -> None:
+def upload_blob(registry: Session, repository: str, blob: Blob) -> None:
     chunked = 0 < registry.chunk_size < blob.size
     attempts = registry.network.attempts
-    for attempt in range(1, attempts + 1):
+
+    def step(attempt: int, last: bool) -> None:
         try:
             if chunked:
                 _chunked(registry, repository, blob)
             else:
                 _monolithic(registry, repository, blob)
         except _Transient as exc:
-            if attempt == attempts:
-                raise PushError(
-                    f"upload of {blob.digest} to {registry.host} failed after {attempt} attempts "
-                    f"(last: {exc}); try again later, or raise XACCT_RETRIES"
-                ) from None
-            wait = registry.network.delay(attempt, exc.later)
-            log.warning(
-                "upload of %s failed (%s); starting it over in %.1f s (attempt %d of %d)",
-                blob.digest, exc, wait, attempt + 1, attempts,
-            )  # fmt: skip
-            registry.network.sleep(wait)
-        else:
-            return
+            reason = str(exc)
+
+            def failed(count: int) -> PushError:
+                return PushError(
+                    f"upload of {blob.digest} to {registry.host} failed after {count} attempts "
+                    f"(last: {reason}); try again later, or raise XACCT_RETRIES"
+                )
+
+            raise Again(reason, give_up=failed, later=exc.later) from None
+
+    def pause(attempt: int, reason: str, wait: float) -> None:
+        log.warning(
+            "upload of %s failed (%s); starting it over in %.1f s (attempt %d of %d)",
+            blob.digest, reason, wait, attempt + 1, attempts,
+        )  # fmt: skip
+
+    repeat(registry.network, attempts, step, pause)
 
 
-def _open_session(registry: Registry, repository: str, blob: Blob) -> tuple[str, bool]:
+def _open_session(registry: Session, repository: str, blob: Blob) -> tuple[str, bool]:
     """The upload URL: one a 202 mount left for this blob (reused), else a fresh POST."""
     left = registry.take_upload_session(repository, blob.digest)
     if left:
@@ -87,7 +90,7 @@ def _open_session(registry: Registry, repository: str, blob: Blob) -> tuple[str,
     return _location(registry, start, None), False
 
 
-def _monolithic(registry: Registry, repository: str, blob: Blob) -> None:
+def _monolithic(registry: Session, repository: str, blob: Blob) -> None:
     url, reused = _open_session(registry, repository, blob)
     try:
         response = registry.send(
@@ -102,7 +105,7 @@ def _monolithic(registry: Registry, repository: str, blob: Blob) -> None:
     _finish(registry, response, blob, reused)
 
 
-def _chunked(registry: Registry, repository: str, blob: Blob) -> None:
+def _chunked(registry: Session, repository: str, blob: Blob) -> None:
     url, reused = _open_session(registry, repository, blob)
     reader = _Reader(blob)
     offset = resumes = 0
@@ -156,7 +159,7 @@ def _chunked(registry: Registry, repository: str, blob: Blob) -> None:
 
 
 def _status(
-    registry: Registry, repository: str, url: str, acked: int, blob: Blob
+    registry: Session, repository: str, url: str, acked: int, blob: Blob
 ) -> tuple[str, int]:
     """Where the registry is: GET on the upload URL, `Range: 0-N` (N+1 bytes held)."""
     try:
@@ -185,7 +188,7 @@ def _held(header: str | None, acked: int, expected: int | None, blob: Blob) -> i
     return held
 
 
-def _finish(registry: Registry, response: Response, blob: Blob, reused: bool) -> None:
+def _finish(registry: Session, response: Response, blob: Blob, reused: bool) -> None:
     if response.status_code in RETRY_STATUSES or response.status_code >= 500:
         raise _Transient(answer(response), retry_after(response))
     if response.status_code == 404:
@@ -215,7 +218,7 @@ def _scopes(repository: str) -> tuple[str, ...]:
     return (push_scope(repository),)
 
 
-def _location(registry: Registry, response: Response, current: str | None) -> str:
+def _location(registry: Session, response: Response, current: str | None) -> str:
     location = response.headers.get("Location")
     if location:
         return urljoin(registry.url("/"), location)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from typing import TYPE_CHECKING
 
 from gitlab_xacct.errors import PushError, RegistryUnreachable
 from gitlab_xacct.registry.auth import pull_scope, push_scope
@@ -24,16 +23,16 @@ from gitlab_xacct.registry.image import (
 )
 from gitlab_xacct.registry.retry import (
     RETRY_STATUSES,
+    Again,
     NoAnswer,
     answer,
     no_answer,
+    repeat,
     retry_after,
     with_attempts,
 )
+from gitlab_xacct.registry.session import Session
 from gitlab_xacct.registry.transport import Response, TransportError
-
-if TYPE_CHECKING:
-    from gitlab_xacct.registry.client import Registry
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +40,31 @@ MANIFEST_LIMIT = 4 * 1024 * 1024  # the distribution spec's suggested manifest s
 MANIFEST_ACCEPT = ", ".join((OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST))
 
 
-def get_manifest(registry: Registry, repository: str, reference: str) -> tuple[bytes, str]:
+def manifest_digest(registry: Session, repository: str, reference: str) -> str | None:
+    """The digest `reference` (a tag or digest) names, None when there is no such manifest."""
+    response = registry.send(
+        "HEAD",
+        f"/v2/{repository}/manifests/{reference}",
+        scopes=(pull_scope(repository),),
+        headers={"Accept": MANIFEST_ACCEPT},
+    )
+    if response.status_code == 404:
+        return None
+    registry.check(response, f"HEAD of manifest {repository}:{reference}", (200,))
+    digest = response.headers.get("Docker-Content-Digest")
+    if digest:
+        return digest
+    if reference.startswith("sha256:"):
+        return reference
+    raw, _ = get_manifest(registry, repository, reference)  # a registry that does not say
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def get_manifest(registry: Session, repository: str, reference: str) -> tuple[bytes, str]:
     what = f"manifest {repository}:{reference}"
     path = f"/v2/{repository}/manifests/{reference}"
-    attempts = registry.network.attempts
-    for attempt in range(1, attempts + 1):
+
+    def step(attempt: int, last: bool) -> tuple[bytes, str]:
         response = registry.send(
             "GET",
             path,
@@ -57,18 +76,20 @@ def get_manifest(registry: Registry, repository: str, reference: str) -> tuple[b
             raw = _body(registry, response, what)
         except TransportError as exc:  # lost mid-body: ask again
             reason = no_answer(exc, registry.network)
-            if attempt == attempts:
-                raise RegistryUnreachable(
-                    f"registry {registry.host}: the body of {what} was cut off after {attempt} "
+
+            def cut_off(attempts: int) -> RegistryUnreachable:
+                return RegistryUnreachable(
+                    f"registry {registry.host}: the body of {what} was cut off after {attempts} "
                     f"attempts ({reason})"
-                ) from None
-            registry.pause("GET", path, attempt, reason, None)
-            continue
+                )
+
+            raise Again(reason, give_up=cut_off) from None
         return raw, _checked(registry, response, raw, reference, what)
-    raise AssertionError("unreachable")
+
+    return repeat(registry.network, registry.network.attempts, step, registry.pauses("GET", path))
 
 
-def _body(registry: Registry, response: Response, what: str) -> bytes:
+def _body(registry: Session, response: Response, what: str) -> bytes:
     with response:
         registry.check(response, f"GET of {what}", (200,))
         length = response.headers.get("Content-Length", "")
@@ -82,7 +103,7 @@ def _body(registry: Registry, response: Response, what: str) -> bytes:
     return bytes(data)
 
 
-def _checked(registry: Registry, response: Response, raw: bytes, reference: str, what: str) -> str:
+def _checked(registry: Session, response: Response, raw: bytes, reference: str, what: str) -> str:
     """The media type of a served manifest, after the checks a registry could fail."""
     host = registry.host
     actual = "sha256:" + hashlib.sha256(raw).hexdigest()
@@ -113,7 +134,7 @@ def _checked(registry: Registry, response: Response, raw: bytes, reference: str,
 
 
 def put_manifest(
-    registry: Registry, repository: str, reference: str, manifest: bytes, media_type: str
+    registry: Session, repository: str, reference: str, manifest: bytes, media_type: str
 ) -> str:
     """Not re-sent blindly: a PUT that got no answer, or a 5xx, may have landed (the registry
     stored it, then the answer was lost). Sending it again would be harmless on most registries
@@ -123,12 +144,11 @@ def put_manifest(
     done; anywhere else, the PUT goes again."""
     expected = "sha256:" + hashlib.sha256(manifest).hexdigest()
     path = f"/v2/{repository}/manifests/{reference}"
-    attempts = registry.network.attempts
-    for attempt in range(1, attempts + 1):
-        if attempt > 1 and registry.manifest_digest(repository, reference) == expected:
+
+    def step(attempt: int, last: bool) -> Response | None:
+        if attempt > 1 and manifest_digest(registry, repository, reference) == expected:
             log.info("manifest %s landed at %s before its answer was lost", reference, expected)
-            return expected
-        last = attempt == attempts
+            return None
         try:
             response = registry.send(
                 "PUT",
@@ -139,16 +159,22 @@ def put_manifest(
                 retry=False,
             )
         except NoAnswer as exc:
-            if last:
-                raise RegistryUnreachable(with_attempts(str(exc), attempt)) from None
-            registry.pause("PUT", path, attempt, exc.reason, None)
-            continue
+            message = str(exc)
+
+            def unreachable(attempts: int) -> RegistryUnreachable:
+                return RegistryUnreachable(with_attempts(message, attempts))
+
+            raise Again(exc.reason, give_up=unreachable) from None
         if response.status_code in RETRY_STATUSES and not last:
             response.close()
-            registry.pause("PUT", path, attempt, answer(response), retry_after(response))
-            continue
+            raise Again(answer(response), give_up=_unused, later=retry_after(response))
         registry.note_attempts(response, attempt)
-        break
+        return response
+
+    attempts = registry.network.attempts
+    response = repeat(registry.network, attempts, step, registry.pauses("PUT", path))
+    if response is None:
+        return expected
     registry.check(response, f"PUT of manifest {reference}", (200, 201))
     digest = response.headers.get("Docker-Content-Digest", expected)
     if digest != expected:
@@ -157,6 +183,10 @@ def put_manifest(
             f"the bytes pushed hash to {expected}"
         )
     return digest
+
+
+def _unused(attempts: int) -> BaseException:
+    return AssertionError(f"the last of {attempts} answers is checked, not retried")
 
 
 def media_type(content_type: str, raw: bytes) -> str:

@@ -9,9 +9,11 @@ with `CI_JOB_TOKEN`; else anonymous.
 
 Transport: verified TLS only, except a loopback host (TLS first, plain HTTP when it does not
 speak TLS, as Docker does) and hosts listed as insecure (TLS unverified first, then plain HTTP).
-Whether a host speaks TLS is one ClientHello whose answer is or is not a TLS record
+Whether a host speaks TLS is one GET of /v2/ over TLS with the certificate unchecked
 (`Transport.speaks_tls`): a loopback registry that speaks TLS with a certificate that is not
-trusted then fails its first request (exit 4); it is never spoken to over plain HTTP.
+trusted then fails its first request (exit 4); it is never spoken to over plain HTTP, not even
+when the proxy in `HTTPS_PROXY` refuses the tunnel or does not answer (the first request then
+fails naming the proxy).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from gitlab_xacct.registry.oci_layout import (
     sha256_digest,
 )
 from gitlab_xacct.registry.reference import DOCKER_HUB_CONFIG_KEY, DOCKER_HUB_HOSTS, ImageReference
-from gitlab_xacct.registry.transport import Transport
+from gitlab_xacct.registry.transport import Transport, TransportError
 from gitlab_xacct.secrets import Secret
 from gitlab_xacct.validate import is_loopback
 
@@ -68,6 +70,7 @@ class Access:
     insecure_registries: frozenset[str] = frozenset()
     chunk_size: int = DEFAULT_CHUNK_SIZE
     network: Network = field(default_factory=Network)  # timeouts and retries
+    env: Mapping[str, str] | None = None  # proxies and trust store (gitlab_xacct.network)
 
 
 # ---- credentials -------------------------------------------------------------------------
@@ -181,7 +184,7 @@ def source_access(host: str, env: Mapping[str, str]) -> Access:
     )
     insecure = split_list(env.get("XACCT_INSECURE_REGISTRIES", ""))
     listed = frozenset(docker_config.registry_host(h) for h in insecure)
-    return Access(credentials=credentials, origin=origin, insecure_registries=listed)
+    return Access(credentials=credentials, origin=origin, insecure_registries=listed, env=env)
 
 
 # ---- transport ---------------------------------------------------------------------------
@@ -204,7 +207,7 @@ def transport_plan(host: str, insecure_registries: Collection[str]) -> tuple[tup
 def connect(host: str, access: Access, *, auth_hint: str, pool: int = 8) -> Registry:
     """A `Registry` for `host` over the first transport of its plan that answers."""
     plan = transport_plan(host, access.insecure_registries)
-    scheme, verify = _first_answering(host, plan) if len(plan) > 1 else plan[0]
+    scheme, verify = _first_answering(host, plan, access.env) if len(plan) > 1 else plan[0]
     if not verify:
         log.warning("TLS verification is off for %s (listed as an insecure registry)", host)
     return Registry(
@@ -215,25 +218,33 @@ def connect(host: str, access: Access, *, auth_hint: str, pool: int = 8) -> Regi
         chunk_size=access.chunk_size,
         auth_hint=auth_hint,
         network=access.network,
+        env=access.env,
     )
 
 
-def _first_answering(host: str, plan: tuple[tuple[str, bool], ...]) -> tuple[str, bool]:
-    """TLS when the peer answers a ClientHello in TLS; plain HTTP only when it does not. The
+def _first_answering(
+    host: str, plan: tuple[tuple[str, bool], ...], env: Mapping[str, str] | None
+) -> tuple[str, bool]:
+    """TLS when the peer answers over TLS; plain HTTP only when it does not. The
     probe checks no certificate: one that fails verification fails the first request over TLS
     (an error, never a downgrade)."""
     for scheme, verify in plan[:-1]:
-        if _probe(host):
+        if _probe(host, env):
             return scheme, verify
         log.debug("%s does not answer over %s; trying the next transport", host, scheme)
     return plan[-1]
 
 
-def _probe(host: str) -> bool:
-    """Whether `host` speaks TLS (asked through the proxy the variables name for it)."""
-    transport = Transport(user_agent="gitlab-xacct")
+def _probe(host: str, env: Mapping[str, str] | None) -> bool:
+    """Whether `host` speaks TLS (asked through the proxy the variables name for it). A proxy
+    that cannot be reached or refuses the tunnel decides nothing: TLS then, whose first request
+    fails naming the proxy, as for any other host; never plain HTTP around it."""
+    transport = Transport(user_agent="gitlab-xacct", pool=1, env=env)
     try:
         return transport.speaks_tls(host, _PROBE_TIMEOUT)
+    except TransportError as exc:
+        log.debug("the TLS probe of %s went nowhere (%s): TLS it is", host, exc.reason)
+        return True
     finally:
         transport.close()
 

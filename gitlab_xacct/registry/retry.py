@@ -4,22 +4,27 @@ One policy for every registry request: connect and read timeouts on each send, a
 `retries` more tries of a request that failed in a way worth repeating (no answer, 429, 5xx),
 with exponential backoff and jitter between them, and never sooner than the registry's own
 `Retry-After` (capped: a registry asking for an hour would otherwise hold the job past its
-timeout). Nothing here runs on the fast path: a healthy registry costs no extra request and no
-sleep.
+timeout). `repeat` is the one loop that does it, for a request, a manifest GET or PUT and a
+whole blob upload alike; how many sends an answer took rides on it (`Response.attempts`), and
+on the error that gives up. Nothing here runs on the fast path: a healthy registry costs no
+extra request and no sleep.
 """
 
 from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from gitlab_xacct.errors import RegistryUnreachable
 from gitlab_xacct.registry.transport import ConnectTimeout, ReadTimeout, TransportError
 
 if TYPE_CHECKING:
     from gitlab_xacct.registry.transport import Response
+
+T = TypeVar("T")
 
 # Answers worth asking again: rate limited, or the registry (or its load balancer) is struggling.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -69,6 +74,44 @@ class NoAnswer(RegistryUnreachable):
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class Again(Exception):
+    """One try failed in a way worth another: `reason` for the log line, `later` the registry's
+    Retry-After, `give_up(attempts)` the error when it was the last try."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        give_up: Callable[[int], BaseException],
+        later: float | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.give_up = give_up
+        self.later = later
+
+
+# (attempt that failed, why, seconds before the next): the warning a retry logs
+Pause = Callable[[int, str, float], None]
+
+
+def repeat(network: Network, attempts: int, step: Callable[[int, bool], T], pause: Pause) -> T:
+    """The one retry loop: `step(attempt, last)` until it returns, at most `attempts` times.
+    An `Again` from a try before the last waits `network.delay` (never less than its
+    Retry-After, capped), after `pause` has said so; from the last, its `give_up` is raised."""
+    for attempt in range(1, attempts + 1):
+        last = attempt == attempts
+        try:
+            return step(attempt, last)
+        except Again as again:
+            if last:
+                raise again.give_up(attempt) from None
+            wait = network.delay(attempt, again.later)
+            pause(attempt, again.reason, wait)
+            network.sleep(wait)
+    raise AssertionError("attempts must be at least 1")
 
 
 def with_attempts(message: str, attempts: int) -> str:

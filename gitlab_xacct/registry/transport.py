@@ -1,21 +1,21 @@
-"""HTTP/1.1 for the registry client: connections, TLS, proxies and redirects over `http1.py`.
+"""The registry client's HTTP: one requests session per registry, in twine's style.
 
-A copy is a handful of requests; importing requests and urllib3 (or even `http.client`, which
-brings the `email` package) cost more than all of them when every blob is already in place
-(scenario 2 of `docs/benchmarks.md`). This module gives the client what it used from them, and
-nothing else:
+`Transport` is the session factory and what the client needs on top of requests:
 
-- keep-alive connections pooled per (scheme, host, port, TLS mode, proxy), shared by threads;
-  an idle connection the peer has closed is noticed before it is used;
-- a connect timeout and a read timeout (between two reads of the socket), told apart in errors;
-- TLS verified against the system trust store (OpenSSL's `SSL_CERT_FILE` and `SSL_CERT_DIR`
-  apply), or not verified at all for a host the user listed as insecure; `ssl` is imported and
-  the trust store loaded only when a TLS connection is made;
-- `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` (lower case first, as curl reads them): a CONNECT
-  tunnel for https, absolute request targets for http; `NO_PROXY` entries match a host, its
-  subdomains, `HOST:PORT`, an IP address or a CIDR range, or `*`;
-- redirects for GET and HEAD (at most 10), without `Authorization` once the host changes;
-- request bodies streamed from an iterable with a length; answers read into the caller's buffer.
+- a User-Agent, keep-alive connections pooled per host (sized to the upload parallelism),
+  connect and read timeouts told apart in errors; no retries inside (`retry.py` decides);
+- TLS and proxies by `gitlab_xacct.network`, the policy of every connection of a run: the
+  system trust store (or the CA bundle the variables name), proxies by the variables of the
+  settings' mapping with our `NO_PROXY` dialect (requests' own reading of the environment is
+  off: it knows neither CIDR ranges nor `HOST:PORT`);
+- redirects for GET and HEAD (at most 10), followed here rather than by requests: without
+  `Authorization` once the host changes, and with TLS verified on any host but the one the
+  caller said is insecure;
+- request bodies streamed from an iterable with a length; answers never decoded (blob and
+  manifest bytes are what the registry served: `Accept-Encoding: identity`, raw reads), a body
+  cut short of its `Content-Length` an error, never an end;
+- a request line or header with a control character refused before it is sent (a hostile
+  `Location` cannot smuggle a second request).
 
 No answer at all is a `TransportError` whose `reason` says why in a few words.
 """
@@ -25,27 +25,39 @@ from __future__ import annotations
 import base64
 import io
 import os
-import select
-import socket
-import threading
-from collections.abc import Iterable, Mapping, Sized
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, cast
-from urllib.parse import SplitResult, unquote, urljoin, urlsplit
+import re
+import ssl
+from collections.abc import Iterable, Iterator, Mapping, Sized
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urljoin, urlsplit
 
-from gitlab_xacct.errors import ConfigError, PushError
-from gitlab_xacct.registry import http1
-from gitlab_xacct.registry.http1 import Headers
+import requests
+import urllib3.exceptions
+from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
+
+from gitlab_xacct import network
+from gitlab_xacct.errors import PushError
+from gitlab_xacct.network import Proxy
 from gitlab_xacct.secrets import Secret
 
 if TYPE_CHECKING:
-    import ssl
+    from requests.adapters import _HostParams, _PoolKwargs
 
 MAX_REDIRECTS = 10
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _BUFFERED_LIMIT = 1024 * 1024  # a non-streamed answer is read whole up to this, then cut
-_READ_BUFFER = 64 * 1024  # the socket reader's buffer: answer heads, small bodies, chunk sizes
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# A request target or header value with a control character or a line break could smuggle a
+# second request onto the connection: such input (a hostile Location, say) is refused.
+_UNSAFE_TARGET = re.compile(r"[\x00-\x20\x7f]")
+_UNSAFE_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_TUNNEL = re.compile(r"Tunnel connection failed: (\d{3})\s*([^'\")]*)")
+
+Headers = CaseInsensitiveDict
+# Our own warning names a host listed as insecure, once (remote.connect); urllib3's would
+# repeat on every request.
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
 
 class StreamedBody(Sized, Iterable[bytes], Protocol):
@@ -71,6 +83,11 @@ class ReadTimeout(TransportError):
     """Connected, then nothing read within the read timeout."""
 
 
+class ProxyRefused(TransportError):
+    """The proxy answered, and refused: its answer (a 407, a 403) is final, not worth another
+    try and never a reason to go around it."""
+
+
 class TLSError(TransportError):
     """The TLS handshake failed; `certificate`: because the peer's certificate was not trusted
     (never worth another try, never a reason to fall back to plain HTTP)."""
@@ -82,17 +99,17 @@ class TLSError(TransportError):
 
 class Response:
     """An answer: status, headers, the URL that gave it (after redirects), and its body, either
-    read already (`stream=False`) or read by the caller from the connection."""
+    read already (`stream=False`) or read by the caller from the connection, as served."""
 
     def __init__(
         self,
         status_code: int,
         reason: str,
-        headers: Headers,
+        headers: Mapping[str, str],
         url: str,
         *,
-        body: Any,  # with readinto(): an `http1.Body` on the connection, or io.BytesIO
-        release: Any = None,  # called with True when the connection can be reused
+        body: Any,  # with readinto(): urllib3's raw answer, or io.BytesIO
+        release: Any = None,  # called when done with the answer
     ) -> None:
         self.status_code = status_code
         self.reason = reason
@@ -102,17 +119,20 @@ class Response:
         self._release = release
         self._content: bytes | None = None
         self._finished = False
+        self.attempts = 1  # how many sends this answer took, for the error that gives up on it
 
     def readinto(self, buffer: memoryview | bytearray) -> int:
         """Bytes of the body into `buffer`; 0 at its end. A connection that breaks off mid-body
         is a TransportError."""
         try:
-            count: int = self._body.readinto(buffer)
-        except (OSError, http1.ProtocolError) as exc:
+            count: int = self._body.readinto(buffer) or 0
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
             self.close()
+            if _timed_out(exc):
+                raise ReadTimeout("read timed out") from None
             raise TransportError(f"the answer broke off ({_why(exc)})") from None
         if not count:
-            self._finish(reuse=True)
+            self.close()
         return count
 
     def read(self, size: int = -1) -> bytes:
@@ -135,24 +155,21 @@ class Response:
     @classmethod
     def of(cls, status_code: int, headers: Mapping[str, str], content: bytes, url: str) -> Response:
         """An answer made of bytes (the unit tests' in-process registry)."""
-        return cls(status_code, "", Headers(headers.items()), url, body=io.BytesIO(content))
+        return cls(status_code, "", Headers(headers), url, body=io.BytesIO(content))
 
     def json(self) -> Any:
-        import json  # only error bodies and tokens need it
+        import json
 
         return json.loads(self.content)
 
     def close(self) -> None:
         """Done with the answer: its connection is reused when the body was read to the end."""
-        self._finish(reuse=False)
-
-    def _finish(self, *, reuse: bool) -> None:
         if self._finished:
             return
         self._finished = True
         release, self._release = self._release, None
         if release is not None:
-            release(reuse)
+            release()
         else:
             self._body.close()
 
@@ -163,74 +180,43 @@ class Response:
         self.close()
 
 
-@dataclass(frozen=True, slots=True)
-class Proxy:
-    host: str
-    port: int
-    authorization: str | None  # Proxy-Authorization, from the proxy URL's user:password
+class _Adapter(HTTPAdapter):
+    """requests' adapter with our TLS contexts instead of certifi's bundle: verified by the
+    network policy's trust store, or not verified at all (`verify=False`)."""
+
+    def __init__(self, env: Mapping[str, str], pool: int) -> None:
+        self._env = env
+        super().__init__(pool_connections=4, pool_maxsize=pool, max_retries=0)
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
+    ) -> tuple[_HostParams, _PoolKwargs]:
+        host, pool = super().build_connection_pool_key_attributes(request, verify, cert)
+        pool.pop("ca_certs", None)
+        pool.pop("ca_cert_dir", None)
+        pool["ssl_context"] = network.ssl_context(self._env, verify=bool(verify))
+        return host, pool
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        """The pool's context carries the trust store: nothing to load per connection."""
+        conn.cert_reqs = "CERT_REQUIRED" if verify else "CERT_NONE"
+        conn.ca_certs = conn.ca_cert_dir = None
 
 
-@dataclass(frozen=True, slots=True)
-class _Route:
-    """Where a connection goes and how: one pool per route."""
-
-    scheme: str
-    host: str
-    port: int
-    verify: bool
-    proxy: Proxy | None
-
-    @property
-    def netloc(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        default = _DEFAULT_PORTS[self.scheme] == self.port
-        return host if default else f"{host}:{self.port}"
-
-
-class _Connection:
-    """One connection of a route: dialled with the connect timeout, tunnelled through the proxy
-    when there is one, wrapped in TLS for https, then given the read timeout."""
-
-    def __init__(self, route: _Route, timeouts: tuple[float, float]) -> None:
-        self.route = route
-        self.timeouts = timeouts
-        self.sock: socket.socket | None = None
-        self.reader: io.BufferedReader | None = None
-
-    def connect(self) -> None:
-        route = self.route
-        connect_timeout, read_timeout = self.timeouts
-        sock = _open(route, connect_timeout)
-        try:
-            if route.scheme == "https":
-                sock = _handshake(sock, route.host, verify=route.verify)
-            sock.settimeout(read_timeout)
-        except BaseException:
-            sock.close()
-            raise
-        self.sock = sock
-        self.reader = cast(io.BufferedReader, sock.makefile("rb", buffering=_READ_BUFFER))
-
-    def close(self) -> None:
-        if self.reader is not None:
-            self.reader.close()
-        if self.sock is not None:
-            self.sock.close()
-        self.sock = self.reader = None
-
-    def dropped(self) -> bool:
-        """An idle connection the peer closed (or wrote to out of turn): not reusable."""
-        if self.sock is None:
-            return False  # connected on its next request
-        try:
-            readable, _, _ = select.select([self.sock], [], [], 0)
-        except (OSError, ValueError):
-            return True
-        return bool(readable)
+def session(user_agent: str, *, pool: int, env: Mapping[str, str]) -> requests.Session:
+    """The one session factory (twine's `make_requests_session`): a User-Agent, bytes as
+    served, pooling sized to `pool`, requests' environment reading off (`network` decides)."""
+    made = requests.Session()
+    made.trust_env = False
+    made.headers.update({"User-Agent": user_agent, "Accept": "*/*", "Accept-Encoding": "identity"})
+    adapter = _Adapter(env, max(pool, 1))
+    made.mount("https://", adapter)
+    made.mount("http://", adapter)
+    return made
 
 
 class Transport:
-    """Pooled HTTP(S) for one client. Thread-safe: each request holds its connection alone."""
+    """HTTP(S) for one client, on one requests session. Thread-safe, as urllib3's pools are."""
 
     def __init__(
         self,
@@ -239,20 +225,11 @@ class Transport:
         pool: int = 8,
         env: Mapping[str, str] | None = None,
     ) -> None:
-        self._user_agent = user_agent
-        self._pool = max(pool, 1)
         self._env = os.environ if env is None else env
-        self._idle: dict[_Route, list[_Connection]] = {}
-        self._lock = threading.Lock()
-        self._closed = False
+        self._session = session(user_agent, pool=pool, env=self._env)
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            idle, self._idle = self._idle, {}
-        for connections in idle.values():
-            for connection in connections:
-                connection.close()
+        self._session.close()
 
     def request(
         self,
@@ -266,11 +243,19 @@ class Transport:
         allow_redirects: bool = False,
         stream: bool = False,
     ) -> Response:
-        """Send one request (and follow redirects for GET and HEAD when asked)."""
+        """Send one request (and follow redirects for GET and HEAD when asked). `verify=False`
+        holds for the URL's own host only: a redirect elsewhere is verified."""
         sent = dict(headers or {})
+        insecure = None if verify else _origin(url)
         for _ in range(MAX_REDIRECTS + 1):
             response = self._send(
-                method, url, sent, body, timeout=timeout, verify=verify, stream=stream
+                method,
+                url,
+                sent,
+                body,
+                timeout=timeout,
+                verify=insecure is None or _origin(url) != insecure,
+                stream=stream,
             )
             location = response.headers.get("Location")
             if not (allow_redirects and response.status_code in _REDIRECTS and location):
@@ -282,47 +267,28 @@ class Transport:
             url = target
         raise TransportError(f"more than {MAX_REDIRECTS} redirects")
 
-    def route(self, url: str, *, verify: bool = True) -> _Route:
-        return self._route(urlsplit(url), url, verify=verify)
-
-    def _route(self, parts: SplitResult, url: str, *, verify: bool) -> _Route:
-        scheme = parts.scheme.lower()
-        if scheme not in _DEFAULT_PORTS or not parts.hostname:
-            raise TransportError(f"not an http(s) URL: {url!r}")
-        try:
-            port = parts.port or _DEFAULT_PORTS[scheme]
-        except ValueError:
-            raise TransportError(f"not a valid port in {url!r}") from None
-        host = parts.hostname
-        proxy = proxy_for(scheme, host, port, self._env)
-        return _Route(scheme, host, port, verify or scheme == "http", proxy)
+    def proxy(self, url: str) -> Proxy | None:
+        return network.proxy_for_url(url, self._env)
 
     def speaks_tls(self, host: str, timeout: tuple[float, float]) -> bool:
-        """Whether `host` (HOST[:PORT], port 443 by default) answers a TLS ClientHello with a TLS
-        record: a ServerHello, or an alert when it would refuse our hello. Only the first bytes
-        of its answer are read, so no `ssl`, trust store or key exchange is spent on a registry
-        that speaks plain HTTP (it answers "HTTP/1.1 400" or hangs up). This only decides
-        between TLS and plain HTTP for a loopback or listed host: the real connection then does
-        the verified handshake, and its failure is an error, never a downgrade."""
-        route = self.route(f"https://{host}/", verify=False)
+        """Whether `host` (HOST[:PORT], port 443 by default) answers over TLS: a GET of /v2/
+        with the certificate unchecked (this only decides between TLS and plain HTTP for a
+        loopback or listed host: the real requests then verify it, and a failure there is an
+        error, never a downgrade). Refused, silent or not TLS: False. Through a proxy, what
+        the proxy answers is the answer: a proxy that cannot be reached or refuses the tunnel
+        is a TransportError naming it, never a reason to try plain HTTP."""
         try:
-            sock = _open(route, timeout[0])
-        except (TransportError, OSError):
+            response = self._send(
+                "GET", f"https://{host}/v2/", {}, None, timeout=timeout, verify=False, stream=True
+            )
+        except TLSError:
             return False
-        try:
-            sock.settimeout(timeout[1])
-            sock.sendall(_client_hello(route.host))
-            answer = b""
-            for _ in range(2):  # a record header's first two bytes, in at most two reads
-                data = sock.recv(2 - len(answer))
-                answer += data
-                if not data or len(answer) == 2:
-                    break
-        except (TransportError, OSError):
+        except TransportError as exc:
+            if self.proxy(f"https://{host}/") is not None and exc.reason.startswith("the proxy"):
+                raise
             return False
-        finally:
-            sock.close()
-        return len(answer) == 2 and answer[0] in _TLS_RECORDS and answer[1] == 3
+        response.close()
+        return True
 
     # ---- one exchange ----------------------------------------------------------------------
 
@@ -338,278 +304,148 @@ class Transport:
         stream: bool,
     ) -> Response:
         parts = urlsplit(url)
-        route = self._route(parts, url, verify=verify)
-        target = parts.path or "/"
-        if parts.query:
-            target += "?" + parts.query
-        if route.proxy is not None and route.scheme == "http":
-            target = f"http://{route.netloc}{target}"  # a forward proxy takes absolute targets
-        connection = self._checkout(route, timeout)
+        if parts.scheme.lower() not in _DEFAULT_PORTS or not parts.hostname:
+            raise TransportError(f"not an http(s) URL: {url!r}")
+        _check_safe(method, url, headers)
+        proxy = self.proxy(url)
+        proxies = {parts.scheme.lower(): proxy.url} if proxy is not None else {}
+        data: Any = body
+        if body is not None and not isinstance(body, bytes) and len(body) == 0:
+            data = b"".join(body)  # requests would send an empty stream chunked
         try:
-            answer, reader = _exchange(
-                connection, method, target, self._headers(route, method, headers, body), body
+            answer = self._session.request(
+                method,
+                url,
+                headers=_with_length(headers, body),
+                data=data,
+                timeout=timeout,
+                verify=verify,
+                allow_redirects=False,
+                stream=True,
+                proxies=proxies,
             )
-        except BaseException:
-            connection.close()
-            raise
-        body_reader = http1.Body(reader, answer)
-
-        def release(reuse: bool) -> None:
-            if reuse and body_reader.done and not answer.will_close:
-                self._checkin(connection)
-            else:
-                connection.close()
-
+        except requests.RequestException as exc:
+            raise _mapped(exc, url, proxy, timeout) from None
+        raw = answer.raw
         response = Response(
-            answer.status,
-            answer.reason,
+            answer.status_code,
+            answer.reason or "",
             answer.headers,
             url,
-            body=body_reader,
-            release=release,
+            body=raw,
+            release=answer.close,
         )
         if method == "HEAD" or not stream:
             _buffer(response)
         return response
 
-    def _headers(
-        self, route: _Route, method: str, given: Mapping[str, str], body: Body
-    ) -> dict[str, str]:
-        headers = {"Host": route.netloc, "User-Agent": self._user_agent, "Accept": "*/*"}
-        headers.update(given)
-        if body is not None:
-            headers["Content-Length"] = str(len(body))
-        elif method in ("POST", "PUT", "PATCH"):
-            headers["Content-Length"] = "0"
-        if route.proxy is not None and route.scheme == "http" and route.proxy.authorization:
-            headers["Proxy-Authorization"] = route.proxy.authorization
-        return headers
 
-    def _checkout(self, route: _Route, timeout: tuple[float, float]) -> _Connection:
-        with self._lock:
-            idle = self._idle.get(route, [])
-            while idle:
-                connection = idle.pop()
-                if not connection.dropped():
-                    connection.timeouts = timeout
-                    if connection.sock is not None:
-                        connection.sock.settimeout(timeout[1])
-                    return connection
-                connection.close()
-        return _Connection(route, timeout)
-
-    def _checkin(self, connection: _Connection) -> None:
-        with self._lock:
-            idle = self._idle.setdefault(connection.route, [])
-            if not self._closed and len(idle) < self._pool:
-                idle.append(connection)
-                return
-        connection.close()
+def _with_length(headers: Mapping[str, str], body: Body) -> dict[str, str]:
+    sent = dict(headers)
+    if body is not None:
+        sent["Content-Length"] = str(len(body))
+    return sent
 
 
-def _exchange(
-    connection: _Connection, method: str, target: str, headers: dict[str, str], body: Body
-) -> tuple[http1.Answer, io.BufferedReader]:
-    """Send the request and read the answer's head; errors of the network mapped to
-    TransportError, errors of the body's own source passed on as they are."""
-    try:
-        head = http1.request_head(method, target, headers)
-    except ValueError as exc:  # a hostile Location, say: never sent, never retried
-        raise PushError(str(exc)) from None
-    try:
-        if connection.sock is None:
-            connection.connect()
-        sock, reader = connection.sock, connection.reader
-        if sock is None or reader is None:
-            raise TransportError("connection closed")
-        sock.sendall(head + body if isinstance(body, bytes) else head)
-    except OSError as exc:
-        raise _mapped(exc) from None
-    if body is not None and not isinstance(body, bytes):
-        for piece in body:  # the source's errors (a corrupt blob, a cancel) pass through
-            try:
-                sock.sendall(piece)
-            except OSError as exc:
-                raise _mapped(exc) from None
-    try:
-        return http1.read_answer(reader, method), reader
-    except (OSError, http1.ProtocolError) as exc:
-        raise _mapped(exc) from None
+def _check_safe(method: str, url: str, headers: Mapping[str, str]) -> None:
+    parts = urlsplit(url)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if _UNSAFE_TARGET.search(target) or _UNSAFE_TARGET.search(parts.netloc):
+        raise PushError(f"refusing to send an unsafe request line: {method} {target!r}")
+    for name, value in headers.items():
+        if _UNSAFE_VALUE.search(value) or _UNSAFE_TARGET.search(name):
+            raise PushError(f"refusing to send an unsafe header field {name!r}")
 
 
 def _buffer(response: Response) -> None:
     """Read a non-streamed answer whole (bounded), so its connection goes back to the pool."""
     data = bytearray()
     piece = bytearray(64 * 1024)
-    try:
-        while len(data) <= _BUFFERED_LIMIT:
-            count = response._body.readinto(piece)
-            if not count:
-                break
-            data += piece[:count]
-    except (OSError, http1.ProtocolError) as exc:
-        response.close()
-        raise TransportError(f"the answer broke off ({_why(exc)})") from None
+    while len(data) <= _BUFFERED_LIMIT:
+        count = response.readinto(piece)
+        if not count:
+            break
+        data += piece[:count]
     if len(data) > _BUFFERED_LIMIT:
         del data[_BUFFERED_LIMIT:]
-        response.close()  # more than an answer we wait for holds: the connection goes
-    else:
-        response._finish(reuse=True)
+    response.close()  # more than an answer we wait for holds: the connection goes
     response._body = io.BytesIO(bytes(data))
-
-
-def _open(route: _Route, timeout: float) -> socket.socket:
-    """A socket that speaks to the route's host: dialled directly, or through its proxy (a
-    CONNECT tunnel for https; a forward proxy takes http requests as they are)."""
-    proxy = route.proxy
-    if proxy is None:
-        return _dial(route.host, route.port, timeout)
-    try:
-        sock = _dial(proxy.host, proxy.port, timeout)
-    except TransportError as exc:
-        # Say whose door it was: "connection refused" alone points at the registry.
-        raise type(exc)(f"the proxy {proxy.host}:{proxy.port}: {exc.reason}") from None
-    if route.scheme == "https":
-        try:
-            _tunnel(sock, route, proxy)
-        except BaseException:
-            sock.close()
-            raise
-    return sock
-
-
-def _dial(host: str, port: int, timeout: float) -> socket.socket:
-    # An ASCII name goes as bytes: a str makes the socket module load the idna codec (~2 ms).
-    address = host.encode("ascii") if host.isascii() else host
-    try:
-        sock = socket.create_connection((address, port), timeout=timeout)  # type: ignore[arg-type]
-    except TimeoutError:
-        raise ConnectTimeout(f"no connection to {host}:{port} within {timeout:g} s") from None
-    except OSError as exc:
-        raise _mapped(exc) from None
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
-
-
-def _tunnel(sock: socket.socket, route: _Route, proxy: Proxy) -> None:
-    """CONNECT through an HTTP proxy: afterwards the socket speaks to the target."""
-    host = f"[{route.host}]" if ":" in route.host else route.host
-    authority = f"{host}:{route.port}"
-    headers = {"Host": authority}
-    if proxy.authorization:
-        headers["Proxy-Authorization"] = proxy.authorization
-    # Unbuffered: the proxy's answer must not be read past its end, where TLS begins.
-    reader = sock.makefile("rb", buffering=0)
-    try:
-        sock.sendall(http1.request_head("CONNECT", authority, headers))
-        answer = http1.read_answer(reader, "CONNECT")
-    except TimeoutError:
-        raise ConnectTimeout(f"the proxy {proxy.host}:{proxy.port} did not answer") from None
-    except (OSError, http1.ProtocolError) as exc:
-        raise _mapped(exc) from None
-    finally:
-        reader.close()
-    if answer.status != 200:
-        raise TransportError(
-            f"the proxy {proxy.host}:{proxy.port} refused to connect to {authority} "
-            f"(HTTP {answer.status} {answer.reason})"
-        )
-
-
-_contexts: dict[bool, ssl.SSLContext] = {}
-_contexts_lock = threading.Lock()
-
-
-def _context(verify: bool) -> ssl.SSLContext:
-    """Built once per process: loading the system trust store takes tens of milliseconds."""
-    import ssl  # a plain-HTTP registry never pays for it
-
-    with _contexts_lock:
-        context = _contexts.get(verify)
-        if context is None:
-            if verify:
-                context = ssl.create_default_context()
-            else:
-                context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            _contexts[verify] = context
-        return context
-
-
-_TLS_RECORDS = (0x15, 0x16)  # alert, handshake; the byte after is the major version, 3
-
-
-def _client_hello(host: str) -> bytes:
-    """A TLS ClientHello as any client sends it (TLS 1.3 and 1.2 offered, AES-GCM and
-    ChaCha20 suites, X25519 and P-256, the host name as SNI unless it is an address), so a TLS
-    server answers it with a record instead of hanging up on a malformed hello."""
-
-    def vector(data: bytes, size: int = 2) -> bytes:
-        return len(data).to_bytes(size, "big") + data
-
-    def extension(kind: int, data: bytes) -> bytes:
-        return kind.to_bytes(2, "big") + vector(data)
-
-    suites = bytes.fromhex("130113021303c02bc02fc02cc030cca9cca8")
-    extensions = [
-        extension(0x000A, vector(bytes.fromhex("001d0017"))),  # groups: x25519, secp256r1
-        extension(0x000B, vector(b"\x00", 1)),  # point formats: uncompressed
-        extension(0x000D, vector(bytes.fromhex("040308040401050308050501"))),  # signatures
-        extension(0x002B, vector(bytes.fromhex("03040303"), 1)),  # versions: TLS 1.3, 1.2
-    ]
-    name = host.strip("[]")
-    if not _is_address(name) and name.isascii():
-        server_name = b"\x00" + vector(name.encode("ascii"))
-        extensions.insert(0, extension(0x0000, vector(server_name)))
-    hello = (
-        b"\x03\x03"  # legacy version: TLS 1.2
-        + os.urandom(32)
-        + vector(os.urandom(32), 1)  # a session id, as TLS 1.3 clients send for middleboxes
-        + vector(suites)
-        + vector(b"\x00", 1)  # compression: none
-        + vector(b"".join(extensions))
-    )
-    handshake = b"\x01" + vector(hello, 3)
-    return b"\x16\x03\x01" + vector(handshake)
-
-
-def _is_address(name: str) -> bool:
-    try:
-        socket.inet_pton(socket.AF_INET6 if ":" in name else socket.AF_INET, name)
-    except OSError:
-        return False
-    return True
-
-
-def _handshake(sock: socket.socket, host: str, *, verify: bool) -> socket.socket:
-    import ssl
-
-    # Bytes for an ASCII name: a str makes ssl load the idna codec (~2 ms) to encode it.
-    name: str | bytes = host.encode("ascii") if host.isascii() else host
-    try:
-        return _context(verify).wrap_socket(sock, server_hostname=name)
-    except ssl.SSLCertVerificationError as exc:
-        raise TLSError(f"{exc.verify_message or exc.reason}", certificate=True) from None
-    except ssl.CertificateError as exc:  # hostname mismatch on older OpenSSL bindings
-        raise TLSError(str(exc), certificate=True) from None
-    except ssl.SSLError as exc:
-        raise TLSError(f"TLS handshake failed ({exc.reason or exc})", certificate=False) from None
-    except TimeoutError:
-        raise ConnectTimeout(f"no TLS handshake with {host} in time") from None
-    except OSError as exc:
-        raise _mapped(exc) from None
+    response._finished = False
+    response._release = None
 
 
 # ---- errors ----------------------------------------------------------------------------------
 
 
-def _mapped(exc: BaseException) -> TransportError:
-    if isinstance(exc, TransportError):
-        return exc
-    if isinstance(exc, TimeoutError):
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and what it wraps (requests wraps urllib3, which wraps OSErrors), at most 20."""
+    seen: list[BaseException] = []
+    todo: list[BaseException] = [exc]
+    while todo and len(seen) < 20:
+        current = todo.pop(0)
+        if any(current is s for s in seen):
+            continue
+        seen.append(current)
+        yield current
+        inner = [getattr(current, "reason", None), current.__cause__, current.__context__]
+        inner += [a for a in getattr(current, "args", ()) if isinstance(a, BaseException)]
+        todo += [i for i in inner if isinstance(i, BaseException)]
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """A timeout somewhere in the chain (urllib3 counts a refused connection as a connect
+    timeout, NewConnectionError: that one is not)."""
+    return any(
+        isinstance(c, TimeoutError | urllib3.exceptions.TimeoutError)
+        and not isinstance(c, urllib3.exceptions.NewConnectionError)
+        for c in _causes(exc)
+    )
+
+
+def _mapped(
+    exc: requests.RequestException, url: str, proxy: Proxy | None, timeout: tuple[float, float]
+) -> TransportError:
+    parts = urlsplit(url)
+    where = f"{parts.hostname}:{parts.port or _DEFAULT_PORTS[parts.scheme.lower()]}"
+    if isinstance(exc, requests.exceptions.ProxyError) and proxy is not None:
+        return _proxy_error(exc, proxy, where, timeout)
+    if isinstance(exc, requests.exceptions.SSLError):
+        return _tls_error(exc)
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return ConnectTimeout(f"no connection to {where} within {timeout[0]:g} s")
+    if isinstance(exc, requests.exceptions.ReadTimeout) or _timed_out(exc):
         return ReadTimeout("read timed out")
+    if isinstance(exc, requests.exceptions.InvalidHeader | requests.exceptions.InvalidURL):
+        return TransportError(f"not a valid request ({exc})")
     return TransportError(_why(exc))
+
+
+def _proxy_error(
+    exc: BaseException, proxy: Proxy, where: str, timeout: tuple[float, float]
+) -> TransportError:
+    for cause in _causes(exc):
+        match = _TUNNEL.search(str(cause))
+        if match:
+            status, reason = match[1], match[2].strip()
+            return ProxyRefused(
+                f"the proxy {proxy.name} refused to connect to {where} "
+                f"(HTTP {status}{' ' + reason if reason else ''})"
+            )
+    if _timed_out(exc):
+        return ConnectTimeout(f"the proxy {proxy.name}: no answer within {timeout[0]:g} s")
+    return TransportError(f"the proxy {proxy.name}: {_why(exc)}")
+
+
+def _tls_error(exc: BaseException) -> TLSError:
+    for cause in _causes(exc):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return TLSError(f"{cause.verify_message or cause.reason}", certificate=True)
+        if isinstance(cause, ssl.CertificateError):
+            return TLSError(str(cause), certificate=True)
+    for cause in _causes(exc):
+        if isinstance(cause, ssl.SSLError):
+            return TLSError(f"TLS handshake failed ({cause.reason or cause})", certificate=False)
+    return TLSError(f"TLS handshake failed ({_why(exc)})", certificate=False)
 
 
 # Most specific first: all of them are OSErrors.
@@ -623,65 +459,37 @@ _WORDS: tuple[tuple[type[BaseException], str], ...] = (
 
 
 def _why(exc: BaseException) -> str:
-    if isinstance(exc, http1.ProtocolError):
-        return exc.reason
-    for kind, words in _WORDS:
-        if isinstance(exc, kind):
+    causes = list(_causes(exc))
+    for cause in causes:
+        words = _words(cause)
+        if words:
             return words
-    if isinstance(exc, socket.gaierror):
-        dns = " (DNS)" if exc.errno == socket.EAI_AGAIN else ""
-        return f"host name not found{dns}"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
+    for cause in reversed(causes):
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror.lower()
     return type(exc).__name__
 
 
-# ---- proxies ---------------------------------------------------------------------------------
+def _words(cause: BaseException) -> str:
+    """A few words for one link of the chain, "" when it says nothing we can name."""
+    import http.client
+    import socket
+
+    if isinstance(cause, http.client.RemoteDisconnected):
+        return "connection closed without an answer"
+    if isinstance(cause, http.client.IncompleteRead | urllib3.exceptions.IncompleteRead):
+        return "connection closed mid-body"
+    for kind, words in _WORDS:
+        if isinstance(cause, kind):
+            return words
+    if isinstance(cause, socket.gaierror):
+        return f"host name not found{' (DNS)' if cause.errno == socket.EAI_AGAIN else ''}"
+    if isinstance(cause, http.client.BadStatusLine):
+        return "not an HTTP answer"
+    return ""
 
 
-def _env(env: Mapping[str, str], name: str) -> str:
-    return (env.get(name.lower()) or env.get(name.upper()) or "").strip()
-
-
-def proxy_for(scheme: str, host: str, port: int, env: Mapping[str, str]) -> Proxy | None:
-    """The proxy a request to `scheme://host:port` goes through, by the proxy variables."""
-    value = _proxy_variable(env, scheme)
-    if not value or bypasses(host, port, _env(env, "no_proxy")):
-        return None
-    return _proxy(value, scheme)
-
-
-def check_proxies(env: Mapping[str, str]) -> None:
-    """Refuse unusable proxy variables up front (exit 2, before any work), not at the first
-    request that would go through them."""
-    for scheme in ("http", "https"):
-        value = _proxy_variable(env, scheme)
-        if value:
-            _proxy(value, scheme)
-
-
-def _proxy_variable(env: Mapping[str, str], scheme: str) -> str:
-    return _env(env, f"{scheme}_proxy") or _env(env, "all_proxy")
-
-
-def _proxy(value: str, scheme: str) -> Proxy:
-    parts = urlsplit(value if "://" in value else f"http://{value}")
-    variable = f"{scheme.upper()}_PROXY"
-    if parts.scheme.lower() != "http" or not parts.hostname:
-        raise ConfigError(
-            f"{variable} (or ALL_PROXY): only proxies reached over plain HTTP are supported; "
-            "give it as http://HOST:PORT"
-        )
-    try:
-        proxy_port = parts.port or 80
-    except ValueError:
-        raise ConfigError(
-            f"{variable} (or ALL_PROXY): not a valid port; give http://HOST:PORT"
-        ) from None
-    authorization = None
-    if parts.username is not None:
-        authorization = basic_authorization(unquote(parts.username), unquote(parts.password or ""))
-    return Proxy(parts.hostname, proxy_port, authorization)
+# ---- headers ---------------------------------------------------------------------------------
 
 
 def basic_authorization(username: str, password: str) -> str:
@@ -691,46 +499,10 @@ def basic_authorization(username: str, password: str) -> str:
     return f"Basic {Secret(pair).reveal()}"
 
 
-def bypasses(host: str, port: int, no_proxy: str) -> bool:
-    """Whether `NO_PROXY` exempts `host:port`: `*`, a host and its subdomains (`example.com`
-    or `.example.com`), `HOST:PORT`, an IP address, or a CIDR range of addresses."""
-    host = host.lower().strip("[]")
-    for item in no_proxy.replace(" ", ",").split(","):
-        entry = item.strip().lower()
-        if not entry:
-            continue
-        if entry == "*":
-            return True
-        name, wanted_port = _split_port(entry)
-        if wanted_port is not None and wanted_port != port:
-            continue
-        if "/" in name and _in_network(host, name):
-            return True
-        name = name.lstrip(".").strip("[]")
-        if host == name or host.endswith("." + name):
-            return True
-    return False
-
-
-def _split_port(entry: str) -> tuple[str, int | None]:
-    if entry.startswith("["):  # [::1]:5000
-        name, _, rest = entry[1:].partition("]")
-        port = rest.removeprefix(":")
-        return name, int(port) if port.isdecimal() and port.isascii() else None
-    if entry.count(":") == 1:
-        name, _, port = entry.partition(":")
-        if port.isdecimal() and port.isascii():
-            return name, int(port)
-    return entry, None
-
-
-def _in_network(host: str, cidr: str) -> bool:
-    import ipaddress
-
-    try:
-        return ipaddress.ip_address(host) in ipaddress.ip_network(cidr, strict=False)
-    except ValueError:
-        return False
+def _origin(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme, 0)
 
 
 def _same_origin(before: str, after: str) -> bool:

@@ -118,6 +118,7 @@ class Proxy:
     target_port: int
     requests: list[str] = field(default_factory=list)
     server: socketserver.ThreadingTCPServer | None = None
+    refusal: bytes = b""  # the answer to every CONNECT instead of a tunnel (as squid denies)
 
     @property
     def url(self) -> str:
@@ -143,6 +144,9 @@ def _handler(proxy: Proxy) -> type[socketserver.StreamRequestHandler]:
             proxy.requests.append(line)
             if not line.startswith("CONNECT "):
                 self.wfile.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+                return
+            if proxy.refusal:
+                self.wfile.write(proxy.refusal)
                 return
             with socket.create_connection(("127.0.0.1", proxy.target_port), timeout=5) as up:
                 self.wfile.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
@@ -296,6 +300,68 @@ def test_loopback_registry_with_an_untrusted_certificate_is_not_downgraded(
     new_log = tls_registry.log.read_text(errors="replace")[len(log_before) :]
     assert "HTTP request to an HTTPS server" not in new_log
     assert tls_registry.blobs() == before
+
+
+_DENIED = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+_AUTH_WANTED = (
+    b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=p\r\n"
+    b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+)
+
+
+def _only_https_proxy(env: dict[str, str], url: str) -> dict[str, str]:
+    """HTTPS_PROXY for everything but moto: the loopback registry too, as curl would."""
+    return {**env, "HTTPS_PROXY": url, "https_proxy": url, "NO_PROXY": "", "no_proxy": ""}
+
+
+@pytest.mark.parametrize("listening", [True, False], ids=["refuses-connect", "not-listening"])
+def test_a_loopback_tls_registry_behind_a_failing_proxy_is_never_sent_plain_http(
+    job: Job, proxy: Proxy, tls_registry: TlsRegistry, tmp_path: Path, listening: bool
+) -> None:
+    """Stock squid denies CONNECT to localhost: the failure names the proxy and its answer, and
+    nothing goes around it in clear text to the port that speaks TLS."""
+    proxy.refusal = _DENIED
+    url = proxy.url if listening else f"http://127.0.0.1:{_free_port()}"
+    log_before = tls_registry.log.read_text(errors="replace")
+    host = f"127.0.0.1:{tls_registry.port}"
+
+    result = job.run(
+        "copy", f"oci:{_layout(tmp_path, 'proxied')}:latest", f"docker://{host}/team/app:px",
+        env={**_only_https_proxy(job.env(), url), "XACCT_RETRIES": "0"},
+    )  # fmt: skip
+
+    assert result.returncode == 5, result.stderr
+    line = _error_line(result.stderr)
+    proxy_name = url.removeprefix("http://")
+    if listening:
+        assert f"the proxy {proxy_name} refused to connect to {host} (HTTP 403 Forbidden)" in line
+        assert proxy.tunnels()
+        assert proxy.plain() == []
+    else:
+        assert f"the proxy {proxy_name}: connection refused" in line
+    new_log = tls_registry.log.read_text(errors="replace")[len(log_before) :]
+    assert "HTTP request to an HTTPS server" not in new_log
+    assert "http: TLS handshake error" not in new_log, "something reached the registry"
+
+
+def test_a_proxys_407_is_final_not_retried(job: Job, proxy: Proxy, tmp_path: Path) -> None:
+    proxy.refusal = _AUTH_WANTED
+    result = job.run(
+        "copy", f"oci:{_layout(tmp_path, '407')}:latest", f"docker://{HOST}/team/app:auth",
+        env=_only_https_proxy(job.env(), proxy.url),
+    )  # fmt: skip
+
+    assert result.returncode == 5, result.stderr
+    line = _error_line(result.stderr)
+    assert f"refused to connect to {HOST}:443 (HTTP 407 Proxy Authentication Required)" in line
+    assert "trying again" not in result.stderr
+    assert len(proxy.tunnels()) == 1, "a 407 is an answer, and a final one"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 # ---- files holding credentials ------------------------------------------------------------

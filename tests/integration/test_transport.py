@@ -17,14 +17,13 @@ from pathlib import Path
 import pytest
 
 from gitlab_xacct.errors import ConfigError, PushError
+from gitlab_xacct.network import bypasses, proxy_for
 from gitlab_xacct.registry.transport import (
     ConnectTimeout,
     ReadTimeout,
     TLSError,
     Transport,
     TransportError,
-    bypasses,
-    proxy_for,
 )
 
 TIMEOUT = (2.0, 2.0)
@@ -336,19 +335,23 @@ def test_a_redirect_that_would_smuggle_a_request_is_refused_not_retried(
         )
 
 
+@pytest.mark.parametrize(
+    "headers", [{"X-Note": "a\r\nX-Injected: 1"}, {"Bad Name": "v"}, {"X-Nul": "a\x00b"}]
+)
+def test_a_header_that_would_smuggle_a_field_is_refused(
+    peer: Peer, transport: Transport, headers: dict[str, str]
+) -> None:
+    with pytest.raises(PushError, match="unsafe header"):
+        transport.request("GET", f"{peer.url}/v2/", headers=headers, timeout=TIMEOUT)
+    assert peer.seen == []
+
+
 # ---- TLS ------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def tls_peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peer]:
-    folder: Path = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+    cert, key = _certificate(tmp_path_factory.mktemp("tls"))
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     with _serving(context) as found:
@@ -364,6 +367,44 @@ def test_an_untrusted_certificate_is_a_certificate_error(
     assert caught.value.certificate
     answer = transport.request("GET", f"https://{tls_peer.host}/v2/", timeout=TIMEOUT, verify=False)
     assert answer.content == b"{}"
+
+
+def test_verification_is_off_for_the_insecure_host_only_not_where_it_redirects(
+    tls_peer: Peer, tmp_path: Path
+) -> None:
+    """`verify=False` is for the host the user listed: a redirect to another host (here the
+    same untrusted certificate on another port) is verified, and fails."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert, key = _certificate(tmp_path)
+    context.load_cert_chain(cert, key)
+    before = len(tls_peer.seen)
+    with _serving(context) as insecure:
+        insecure.routes["/v2/a/blobs/d"] = (307, {"Location": f"https://{tls_peer.host}/v2/"}, b"")
+        insecure.routes["/v2/here"] = (307, {"Location": "/v2/there"}, b"")
+        insecure.routes["/v2/there"] = (200, {}, b"same host")
+        made = Transport(user_agent="t", env={})
+        try:
+            home = made.request("GET", f"https://{insecure.host}/v2/here", timeout=TIMEOUT,
+                                verify=False, allow_redirects=True)  # fmt: skip
+            assert home.content == b"same host"
+            with pytest.raises(TLSError) as caught:
+                made.request("GET", f"https://{insecure.host}/v2/a/blobs/d", timeout=TIMEOUT,
+                             verify=False, allow_redirects=True)  # fmt: skip
+        finally:
+            made.close()
+    assert caught.value.certificate
+    assert len(tls_peer.seen) == before, "the redirect's target was reached unverified"
+
+
+def _certificate(folder: Path) -> tuple[Path, Path]:
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
 
 
 def test_the_tls_probe_tells_tls_from_plain_http(
@@ -425,7 +466,7 @@ def test_https_goes_through_a_connect_tunnel(tls_peer: Peer) -> None:
             assert answer.content == b"{}"
         finally:
             proxied.close()
-    assert tunnels[0].startswith(f"CONNECT {tls_peer.host} HTTP/1.1\r\n".encode())
+    assert tunnels[0].startswith(f"CONNECT {tls_peer.host} HTTP/1.".encode())
 
 
 def _pipe(source: socket.socket, sink: socket.socket) -> None:

@@ -335,7 +335,7 @@ class _Probe:
         self.tls = True
         self.hosts: list[str] = []
 
-    def __call__(self, host: str) -> bool:
+    def __call__(self, host: str, env: object = None) -> bool:
         self.hosts.append(host)
         return self.tls
 

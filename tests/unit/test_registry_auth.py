@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -529,3 +530,54 @@ def test_docker_sources_parse_into_a_source_spec() -> None:
     assert spec.ref == "sha256:" + "b" * 64
     assert str(spec) == "docker://registry.example.com:5000/team/app@sha256:" + "b" * 64
     assert parse_source(str(spec)) == spec
+
+
+# ---- token fetches: single-flight, no lock across the network -------------------------------
+
+
+def test_threads_needing_one_token_share_one_fetch_and_the_lock_stays_free() -> None:
+    """Eight threads need the same scope at once: one token request, the others wait for it,
+    and the authenticator's lock is free while the token service thinks (a thread needing
+    Basic credentials or another scope is not held up)."""
+    from gitlab_xacct.registry.auth import Attempt, Authenticator
+    from gitlab_xacct.registry.transport import Response
+
+    started = threading.Event()
+    release = threading.Event()
+    lock_free_during_fetch: list[bool] = []
+
+    def fetch(url: str, params: list[tuple[str, str]], login: str | None, verify: bool) -> Response:
+        lock_free_during_fetch.append(not auth._lock.locked())
+        started.set()
+        release.wait(10)
+        body = json.dumps({"token": "shared-token", "expires_in": 300}).encode()
+        return Response.of(200, {"Content-Type": "application/json"}, body, url)
+
+    auth = Authenticator("registry.test", None, fetch)
+    challenge = Response.of(
+        401,
+        {"WWW-Authenticate": f'Bearer realm="{REALM}",service="{SERVICE}"'},
+        b"",
+        "https://registry.test/v2/",
+    )
+    assert auth.unauthorized(challenge, None, Attempt())
+    results: list[str | None] = []
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(
+                auth.authorization(("repository:team/app:pull",), Attempt())
+            )
+        )
+        for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    assert started.wait(10)
+    with auth._lock:  # taken at once: nobody holds it across the fetch
+        pass
+    release.set()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert results == ["Bearer shared-token"] * 8
+    assert auth.token_requests == 1
+    assert lock_free_during_fetch == [True]
