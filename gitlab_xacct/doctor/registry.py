@@ -10,6 +10,7 @@ its upload purger removes: distribution/distribution#4524.)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from urllib.parse import urljoin
 
 from gitlab_xacct.aws.ecr import RegistryLogin
@@ -23,9 +24,10 @@ REACHABLE = "registry reachable"
 PUSH = "push permission"
 
 
-def connect(settings: DoctorSettings, login: RegistryLogin) -> Registry:
+def connect(settings: DoctorSettings, login: RegistryLogin, env: Mapping[str, str]) -> Registry:
     endpoint = settings.registry_endpoint or login.endpoint
-    return Registry(endpoint, Credentials(login.username, login.password), pool=1)
+    # The proxy and trust-store variables of the settings' mapping, as push's registry reads them.
+    return Registry(endpoint, Credentials(login.username, login.password), pool=1, env=env)
 
 
 def check_reachable(settings: DoctorSettings, registry: Registry) -> Check:

@@ -101,6 +101,6 @@ def _run(r: Resolver, entry: DestinationEntry | None, checks: list[Check]) -> No
         return
     if not add(ecr.check_repository(settings, role, found.client, r.env)):
         return
-    with registry.connect(settings, found.login) as client:
+    with registry.connect(settings, found.login, r.env) as client:
         if add(registry.check_reachable(settings, client)):
             add(registry.check_push(settings, client))

@@ -96,7 +96,8 @@ def exercise(buildah: Buildah, work: Path, version: str) -> int:
     if version not in shown:
         sys.exit(f"image-test: `gitlab-xacct --version` printed {shown!r}, not {version}")
     probe = (
-        "id -u; command -v gitlab-xacct docker-credential-xacct; command -v docker dockerd pip; "
+        "id -u; command -v gitlab-xacct; command -v docker-credential-xacct; "
+        "command -v docker; command -v dockerd; command -v pip; "
         "test -s /etc/ssl/certs/ca-certificates.crt && echo ca-certificates"
     )
     who = buildah("run", "--isolation", "chroot", ctr, "--", "/bin/sh", "-c", probe).split()
