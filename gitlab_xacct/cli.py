@@ -13,7 +13,7 @@ from typing import NoReturn, cast
 
 from gitlab_xacct import __version__, cancel, validate
 from gitlab_xacct import log as xlog
-from gitlab_xacct.errors import ConfigError, XacctError
+from gitlab_xacct.errors import ConfigError, ConfigErrors, XacctError
 from gitlab_xacct.options import SOURCE_FORMS, Option, one_of
 from gitlab_xacct.secrets import mask, register
 
@@ -265,7 +265,11 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
                 log.debug("traceback:", exc_info=True)
             # Bad input is one line whatever it holds (a path with a newline); only the AWS
             # explanations (exit 3) span lines on purpose.
-            _print_error(_one_line(str(exc)) if isinstance(exc, ConfigError) else str(exc))
+            if isinstance(exc, ConfigErrors):  # every problem of the settings, a line each
+                for problem in exc.problems:
+                    _print_error(_one_line(problem))
+            else:
+                _print_error(_one_line(str(exc)) if isinstance(exc, ConfigError) else str(exc))
             return exc.exit_code
         except KeyboardInterrupt:
             _print_error("interrupted; nothing was tagged unless the log says so")
@@ -305,9 +309,9 @@ def _run(name: str, env: Mapping[str, str], flags: Mapping[str, object]) -> int:
 
 def run_push(env: Mapping[str, str], flags: Mapping[str, object]) -> int:
     from gitlab_xacct.commands.push import push
-    from gitlab_xacct.settings import PushSettings
+    from gitlab_xacct.problems import push_settings
 
-    for result in push(PushSettings.from_env(env, flags), env):
+    for result in push(push_settings(env, flags), env):
         for tag in result.tags:
             print(result.tagged(tag))
     return 0

@@ -15,6 +15,14 @@ class ConfigError(XacctError):
     exit_code = 2
 
 
+class ConfigErrors(ConfigError):
+    """Several problems of the settings at once, each a line of its own (exit 2)."""
+
+    def __init__(self, problems: tuple[str, ...]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
 class IdentityError(XacctError):
     """The AWS base identity or the assume-role step failed."""
 

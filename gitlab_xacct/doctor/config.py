@@ -3,32 +3,21 @@ ID's own pitfalls (stray whitespace, a GitLab file-type variable)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
 from gitlab_xacct import validate
 from gitlab_xacct.doctor.report import GITLAB, Check, ok
-from gitlab_xacct.engine_settings import engine_options, platform_list
 from gitlab_xacct.errors import ConfigError
-from gitlab_xacct.options import Resolver, check_unknown_variables
+from gitlab_xacct.options import Resolver
+from gitlab_xacct.problems import settings_problems
 from gitlab_xacct.secrets import register
 from gitlab_xacct.settings import (
     DestinationEntry,
     IdentitySettings,
     PushSettings,
     entry_destination,
-    registry_endpoint,
-    repository,
-    resolve_chain,
-    resolve_duration,
-    resolve_region,
-    resolve_report,
-    resolve_source,
-    resolve_tags,
-    resolve_web_identity,
     variables_destination,
 )
 
@@ -65,81 +54,22 @@ class DoctorSettings:
         )
 
 
-class _Problems:
-    def __init__(self) -> None:
-        self.found: list[str] = []
-
-    def attempt(self, step: Callable[[], T]) -> T | None:
-        try:
-            return step()
-        except ConfigError as exc:
-            self.found.append(str(exc))
-            return None
-
-
 def check_settings(r: Resolver) -> Check:
     """Every variable on its own, so that one run lists every problem. The External ID is left
     to `check_external_id`, which says more about it."""
-    env = r.env
-    problems = _Problems()
-    token_variable = env.get("XACCT_ID_TOKEN_VARIABLE", "")
-    for name in sorted(env):
-        if name.startswith("XACCT_"):
-            single = {name: env[name], "XACCT_ID_TOKEN_VARIABLE": token_variable}
-            problems.attempt(partial(check_unknown_variables, single))
-    role = problems.attempt(
-        lambda: validate.role_arn(*r.required("role_arn", "the ARN of the role to assume"))
-    )
-    region = problems.attempt(lambda: resolve_region(r))
-    chain = problems.attempt(lambda: resolve_chain(r)) or []
-    web = problems.attempt(lambda: resolve_web_identity(r))
-    # Its format, and over an hour where a hop is known to be chained (OIDC, XACCT_ROLE_CHAIN).
-    problems.attempt(lambda: resolve_duration(r.get("duration_seconds"), tuple(chain), web))
-    for arn in [*([role] if role else []), *(hop.role for hop in chain)]:
-        if region:
-            problems.attempt(partial(validate.same_partition, arn, *region))
-    for dest, check in _SINGLE_VALUES:
-        found = r.get(dest)
-        if found:
-            problems.attempt(partial(check, *found))
-    for flag in ("session_tags", "create_repository", "debug"):
-        problems.attempt(partial(r.boolean, flag))
-    problems.attempt(lambda: registry_endpoint(r))
-    problems.attempt(lambda: repository(r))
-    _push_only(r, problems)
-    if not problems.found:
+    push = Resolver(r.env, {}, PushSettings.OPTIONS)  # the doctor has no flags for these
+    found = settings_problems(r, push=push, image=False)
+    if not found:
         return ok(SETTINGS, "every variable is present and valid")
     return Check(
         SETTINGS,
         "FAIL",
-        "\n".join(problems.found),
+        "\n".join(found),
         side=GITLAB,
-        fix=f"correct the {len(problems.found)} problem(s) above in the project's CI/CD "
+        fix=f"correct the {len(found)} problem(s) above in the project's CI/CD "
         "variables or the job's variables",
         exit_code=ConfigError.exit_code,
     )
-
-
-def _push_only(r: Resolver, problems: _Problems) -> None:
-    """What push reads besides the destination, through push's own code: the engine's settings
-    (parallelism, timeouts, retries, skip-existing, the proxy variables), the platforms, the
-    report path, and the source and tags when given (the doctor needs neither, push both)."""
-    env = r.env
-    push = Resolver(env, {}, PushSettings.OPTIONS)  # the doctor has no flags for these
-    problems.attempt(lambda: engine_options(push))
-    problems.attempt(lambda: platform_list(push))
-    problems.attempt(lambda: resolve_report(push, "dotenv"))
-    problems.attempt(lambda: resolve_report(push, "annotations"))
-    if push.get("source"):
-        problems.attempt(lambda: resolve_source(push))
-    if push.list("tags") or env.get("CI_COMMIT_SHORT_SHA") or env.get("CI_COMMIT_TAG"):
-        problems.attempt(lambda: resolve_tags(push))
-
-
-_SINGLE_VALUES: tuple[tuple[str, Callable[[str, str], object]], ...] = (
-    ("session_name", validate.session_name),
-    ("allowed_account_ids", validate.account_ids),
-)
 
 
 def build_settings(r: Resolver, entry: DestinationEntry | None = None) -> DoctorSettings:

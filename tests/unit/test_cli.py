@@ -31,7 +31,12 @@ def test_bad_input_is_exit_2_and_one_line_without_traceback(
 ) -> None:
     code = main(
         ["push", "--role-arn", "arn:aws:iam::1:role/x"],
-        env={"XACCT_SOURCE": "oci:/nowhere", "AWS_REGION": "eu-west-1", "XACCT_TAGS": "t"},
+        env={
+            "XACCT_SOURCE": "oci:/nowhere",
+            "AWS_REGION": "eu-west-1",
+            "XACCT_TAGS": "t",
+            "XACCT_REPOSITORY": "team/app",
+        },
     )
     captured = capsys.readouterr()
     assert code == 2
