@@ -14,6 +14,7 @@ module picks for its endpoint, not its own reading of the variables (which knows
 
 from __future__ import annotations
 
+import base64
 import os
 import ssl
 import threading
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from gitlab_xacct.errors import ConfigError
+from gitlab_xacct.secrets import Secret
 
 if TYPE_CHECKING:
     from botocore.config import Config
@@ -157,8 +159,6 @@ def _proxy(value: str, scheme: str) -> Proxy:
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     url = f"http://{host}:{proxy_port}"
     if parts.username is not None:
-        from gitlab_xacct.registry.transport import basic_authorization
-
         user, password = unquote(parts.username), unquote(parts.password or "")
         authorization = basic_authorization(user, password)
         url = f"http://{parts.netloc.rpartition('@')[0]}@{host}:{proxy_port}"
@@ -230,3 +230,10 @@ def aws_client(create: Callable[..., T], config: Config, env: Mapping[str, str] 
         return first
     wanted = {urlsplit(endpoint).scheme.lower(): proxy.url}
     return create(config=config.merge(BotoConfig(proxies=wanted)), verify=verify)
+
+
+def basic_authorization(username: str, password: str) -> str:
+    """An `Authorization` (or `Proxy-Authorization`) value for Basic credentials, registered
+    for masking: it decodes to the password."""
+    pair = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return f"Basic {Secret(pair).reveal()}"

@@ -22,7 +22,6 @@ No answer at all is a `TransportError` whose `reason` says why in a few words.
 
 from __future__ import annotations
 
-import base64
 import io
 import os
 import re
@@ -39,7 +38,6 @@ from requests.structures import CaseInsensitiveDict
 from gitlab_xacct import network
 from gitlab_xacct.errors import PushError
 from gitlab_xacct.network import Proxy
-from gitlab_xacct.secrets import Secret
 
 if TYPE_CHECKING:
     from requests.adapters import _HostParams, _PoolKwargs
@@ -490,13 +488,6 @@ def _words(cause: BaseException) -> str:
 
 
 # ---- headers ---------------------------------------------------------------------------------
-
-
-def basic_authorization(username: str, password: str) -> str:
-    """An `Authorization` (or `Proxy-Authorization`) value for Basic credentials, registered
-    for masking: it decodes to the password."""
-    pair = base64.b64encode(f"{username}:{password}".encode()).decode()
-    return f"Basic {Secret(pair).reveal()}"
 
 
 def _origin(url: str) -> tuple[str, int]:
