@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 from gitlab_xacct import validate
 from gitlab_xacct.doctor.report import GITLAB, Check, ok
@@ -20,8 +19,6 @@ from gitlab_xacct.settings import (
     entry_destination,
     variables_destination,
 )
-
-T = TypeVar("T")
 
 SETTINGS = "settings"
 EXTERNAL_ID = "external id"
