@@ -20,7 +20,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitlab_xacct.options import SOURCE_FORMS, one_of
+from gitlab_xacct.config.forms import SOURCE_FORMS, one_of
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSIC = ROOT / "ci-templates" / "xacct.gitlab-ci.yml"

@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import NoReturn, cast
+from collections.abc import Mapping, Sequence
+from typing import NoReturn
 
-from gitlab_xacct import __version__, cancel, validate
+from gitlab_xacct import __version__, cancel
 from gitlab_xacct import log as xlog
+from gitlab_xacct.commands import (
+    Command,
+    bootstrap,
+    copy,
+    credentials,
+    doctor,
+    gitlab_configure,
+    login,
+    push,
+)
+from gitlab_xacct.config import validate
+from gitlab_xacct.config.options import Option
 from gitlab_xacct.errors import ConfigError, ConfigErrors, XacctError
-from gitlab_xacct.options import SOURCE_FORMS, Option, one_of
 from gitlab_xacct.secrets import mask, register
 
 log = logging.getLogger("gitlab_xacct")
@@ -35,104 +44,19 @@ _SECRET_ENV = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class Command:
-    """One sub-command. `run` is "module:function", imported only when the command runs (start-up
-    time matters: `copy` must not import boto3); the function takes (env, flags) and returns the
-    exit code. `options_at` is "module:NAME[.ATTR]", the command's option table, imported only
-    when its parser is built. A name with a space ("bootstrap role") is a sub-command of a
-    command group."""
-
-    summary: str
-    description: str
-    options_at: str
-    run: str
-    positionals: tuple[tuple[str, str, str], ...] = ()  # (dest, metavar, help)
-
-    @property
-    def options(self) -> tuple[Option, ...]:
-        return cast(tuple[Option, ...], _load(self.options_at))
-
-
-def _load(spec: str) -> object:
-    """What "module:NAME[.ATTR]" names, importing the module only now."""
-    module_name, _, path = spec.partition(":")
-    found: object = importlib.import_module(module_name)
-    for attribute in path.split("."):
-        found = getattr(found, attribute)
-    return found
-
-
 COMMANDS: dict[str, Command] = {
-    "push": Command(
-        "assume the target role, log into ECR and push an image, no Docker daemon needed",
-        "Assume the role in the target account (with the External ID), log into its ECR and "
-        "push the image.",
-        "gitlab_xacct.settings:PushSettings.OPTIONS",
-        "gitlab_xacct.cli:run_push",
-    ),
-    "credentials": Command(
-        "print or write the target role's credentials for the AWS CLI, Terraform or SDKs",
-        "Assume the role in the target account and hand its temporary credentials to other "
-        "tools: shell exports, a dotenv file, JSON, the AWS CLI's credential_process, or a "
-        "named profile.",
-        "gitlab_xacct.settings:CredentialsSettings.OPTIONS",
-        "gitlab_xacct.cli:run_credentials",
-    ),
-    "login": Command(
-        "assume the target role and write its ECR logins into a Docker config.json",
-        "Assume the role in the target account, get ECR authorization tokens and merge them "
-        "into a Docker config.json (0600) for docker, buildah, podman, kaniko or skopeo.",
-        "gitlab_xacct.settings:LoginSettings.OPTIONS",
-        "gitlab_xacct.cli:run_login",
-    ),
-    "copy": Command(
-        "copy an image into a registry (from a file, a layout or another registry), no AWS",
-        "Copy SRC (oci:, oci-archive:, docker-archive: or docker://) to DEST "
-        "(docker://HOST/REPO:TAG) with the registries' own credentials; no AWS involved.",
-        "gitlab_xacct.options:COPY_COMMAND_OPTIONS",
-        "gitlab_xacct.cli:run_copy",
-        (
-            ("src", "SRC", f"the image: {one_of(SOURCE_FORMS)}"),
-            ("dest", "DEST", "where to: docker://HOST/REPO[:TAG] (a tag here or in --tag)"),
-        ),
-    ),
-    "bootstrap role": Command(
-        "create or update the OURTHING role: trust, External ID, ECR push permissions",
-        "Run with an OURTHING administrator's credentials: create or update, idempotently, the "
-        "role BUILD's jobs assume (trust with an External ID, least-privilege ECR push policy); "
-        "--check compares, --dry-run prints the documents.",
-        "gitlab_xacct.bootstrap.options:ROLE_OPTIONS",
-        "gitlab_xacct.commands.bootstrap:run_role",
-    ),
-    "bootstrap build-policy": Command(
-        "print (or put on the runner's role) the BUILD identity policy to assume the role",
-        "The identity policy the runner's role in BUILD needs to assume the OURTHING role; "
-        "printed, or put inline on a role with --attach-to-role (BUILD administrator's "
-        "credentials).",
-        "gitlab_xacct.bootstrap.options:BUILD_POLICY_OPTIONS",
-        "gitlab_xacct.commands.bootstrap:run_build_policy",
-    ),
-    "gitlab configure": Command(
-        "set the XACCT_* CI/CD variables of a GitLab project or group; lint its CI file",
-        "Set XACCT_ROLE_ARN, XACCT_REGION, XACCT_REPOSITORY and XACCT_EXTERNAL_ID (masked, "
-        "protected, hidden where GitLab can) as CI/CD variables of a project or group, "
-        "idempotently, with an access token (GITLAB_TOKEN or --token-file; never CI_JOB_TOKEN); "
-        "--lint validates the CI file with GitLab's CI lint.",
-        "gitlab_xacct.commands.gitlab_configure:OPTIONS",
-        "gitlab_xacct.commands.gitlab_configure:run",
-    ),
-    "doctor": Command(
-        "check every link from these variables to an ECR upload; say which side to fix",
-        "Run in a job or on a laptop with push's variables: checks the settings, the External "
-        "ID, the base identity, each AssumeRole hop, the ECR token, the repository, the "
-        "registry and a blob upload (started and cancelled), and names for each failure the "
-        "side to fix (BUILD, OURTHING, GitLab variables) and the fix. Exit 0 only when every "
-        "check passes, else the exit code of the first failure.",
-        "gitlab_xacct.commands.doctor:OPTIONS",
-        "gitlab_xacct.commands.doctor:run",
-    ),
-}  # fmt: skip
+    command.name: command
+    for command in (
+        push.COMMAND,
+        credentials.COMMAND,
+        login.COMMAND,
+        copy.COMMAND,
+        bootstrap.ROLE,
+        bootstrap.BUILD_POLICY,
+        gitlab_configure.COMMAND,
+        doctor.COMMAND,
+    )
+}
 # One-line help of the command groups (the first word of a two-word command name).
 GROUPS: dict[str, str] = {
     "bootstrap": "set up both accounts: the OURTHING role, the BUILD identity policy",
@@ -297,50 +221,8 @@ def _chosen(words: Sequence[str]) -> str | None:
     return None
 
 
-_Runner = Callable[[Mapping[str, str], Mapping[str, object]], int]
-
-
 def _run(name: str, env: Mapping[str, str], flags: Mapping[str, object]) -> int:
-    runner = cast(
-        Callable[[Mapping[str, str], Mapping[str, object]], int], _load(COMMANDS[name].run)
-    )
-    return runner(env, flags)
-
-
-def run_push(env: Mapping[str, str], flags: Mapping[str, object]) -> int:
-    from gitlab_xacct.commands.push import push
-    from gitlab_xacct.problems import push_settings
-
-    for result in push(push_settings(env, flags), env):
-        for tag in result.tags:
-            print(result.tagged(tag))
-    return 0
-
-
-def run_credentials(env: Mapping[str, str], flags: Mapping[str, object]) -> int:
-    from gitlab_xacct.commands import credentials
-    from gitlab_xacct.settings import CredentialsSettings
-
-    credentials.run(CredentialsSettings.from_env(env, flags))
-    return 0
-
-
-def run_login(env: Mapping[str, str], flags: Mapping[str, object]) -> int:
-    from gitlab_xacct.commands.login import login
-    from gitlab_xacct.settings import LoginSettings
-
-    for done in login(LoginSettings.from_env(env, flags), env):
-        print(done.line())
-    return 0
-
-
-def run_copy(env: Mapping[str, str], flags: Mapping[str, object]) -> int:
-    from gitlab_xacct.commands.copy import CopySettings, copy
-
-    result = copy(CopySettings.from_env(env, flags), env)
-    for tag in result.tags:
-        print(result.tagged(tag))
-    return 0
+    return COMMANDS[name].run(env, flags)
 
 
 def _one_line(message: str) -> str:

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sts import STSClient
     from mypy_boto3_sts.type_defs import CredentialsTypeDef
 
-    from gitlab_xacct.settings import Hop, WebIdentity
+    from gitlab_xacct.config.identity import Hop, WebIdentity
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from gitlab_xacct.errors import IdentityError
 from gitlab_xacct.secrets import mask
 
 if TYPE_CHECKING:
-    from gitlab_xacct.settings import Hop, WebIdentity
+    from gitlab_xacct.config.identity import Hop, WebIdentity
 
 _DENIED = frozenset({"AccessDenied", "AccessDeniedException"})
 _BAD_BASE_CREDENTIALS = frozenset(

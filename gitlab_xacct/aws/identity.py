@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 from boto3.session import Session
 
-from gitlab_xacct import settings
 from gitlab_xacct.aws.credentials import (
     AssumedRole,
     assume_role,
@@ -15,8 +14,12 @@ from gitlab_xacct.aws.credentials import (
     base_session,
     caller_arn,
 )
+from gitlab_xacct.config import identity as config_identity
+from gitlab_xacct.config.identity import (
+    CHAINED_MAX_SECONDS,
+    IdentitySettings,
+)
 from gitlab_xacct.errors import IdentityError
-from gitlab_xacct.settings import CHAINED_MAX_SECONDS, IdentitySettings
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +109,7 @@ def hop_label(identity: IdentitySettings, number: int) -> str:
 
 def check_chained_duration(identity: IdentitySettings, first_chained: int) -> None:
     """Refuse before any AssumeRole: hop `first_chained` onwards use role credentials."""
-    settings.check_chained_duration(
+    config_identity.check_chained_duration(
         identity.duration_seconds,
         identity.hops,
         first_chained,

@@ -14,7 +14,7 @@ import math
 import secrets
 import string
 
-from gitlab_xacct import validate
+from gitlab_xacct.config import validate
 
 ALPHABET = string.ascii_letters + string.digits
 LENGTH = 32

@@ -7,7 +7,7 @@ XACCT_* variable; `--external-id`, `--region` and `--role-arn` reuse the job's o
 
 from __future__ import annotations
 
-from gitlab_xacct.options import COMMON_OPTIONS, IDENTITY_OPTIONS, Option
+from gitlab_xacct.config.options import COMMON_OPTIONS, IDENTITY_OPTIONS, Option
 
 DEFAULT_ROLE_NAME = "gitlab-xacct-push"
 DEFAULT_AUDIENCE = "sts.amazonaws.com"  # what docs/identity.md and docs/gitlab-ci.md put in aud

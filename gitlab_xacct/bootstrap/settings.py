@@ -9,7 +9,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from gitlab_xacct import validate
 from gitlab_xacct.bootstrap import external_id
 from gitlab_xacct.bootstrap.options import (
     BUILD_POLICY_OPTIONS,
@@ -17,9 +16,10 @@ from gitlab_xacct.bootstrap.options import (
     DEFAULT_ROLE_NAME,
     ROLE_OPTIONS,
 )
+from gitlab_xacct.config import validate
+from gitlab_xacct.config.resolver import Resolver
+from gitlab_xacct.config.resolver import check_unknown_variables as _check_unknown
 from gitlab_xacct.errors import ConfigError
-from gitlab_xacct.options import Resolver
-from gitlab_xacct.options import check_unknown_variables as _check_unknown
 from gitlab_xacct.secrets import Secret
 
 _ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}")

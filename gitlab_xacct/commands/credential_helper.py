@@ -23,22 +23,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TextIO
 
-from gitlab_xacct import __version__, cancel, validate
+from gitlab_xacct import __version__, cancel
 from gitlab_xacct import log as xlog
 from gitlab_xacct.aws import ecr
 from gitlab_xacct.aws.identity import assume_target
-from gitlab_xacct.docker_config import registry_host
-from gitlab_xacct.errors import ConfigError, XacctError
-from gitlab_xacct.options import (
+from gitlab_xacct.config import validate
+from gitlab_xacct.config.identity import IdentitySettings
+from gitlab_xacct.config.options import (
     COMMON_OPTIONS,
     CREDENTIAL_HELPER_OPTIONS,
     IDENTITY_OPTIONS,
     REGISTRY_OPTIONS,
-    Resolver,
-    check_unknown_variables,
 )
+from gitlab_xacct.config.resolver import Resolver, check_unknown_variables
+from gitlab_xacct.docker_config import registry_host
+from gitlab_xacct.errors import ConfigError, XacctError
 from gitlab_xacct.secrets import mask, register
-from gitlab_xacct.settings import IdentitySettings
 from gitlab_xacct.token_cache import CachedToken, CacheKey, TokenCache, cache_dir
 
 PROG = "docker-credential-xacct"

@@ -16,16 +16,11 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from gitlab_xacct import validate
+from gitlab_xacct.commands import Command
+from gitlab_xacct.config import validate
+from gitlab_xacct.config.options import COMMON_OPTIONS, IDENTITY_OPTIONS, PUSH_OPTIONS, Option
+from gitlab_xacct.config.resolver import Resolver, check_unknown_variables
 from gitlab_xacct.errors import ConfigError
-from gitlab_xacct.options import (
-    COMMON_OPTIONS,
-    IDENTITY_OPTIONS,
-    PUSH_OPTIONS,
-    Option,
-    Resolver,
-    check_unknown_variables,
-)
 from gitlab_xacct.secrets import Secret
 
 log = logging.getLogger(__name__)
@@ -314,3 +309,15 @@ def run(env: Mapping[str, str], flags: Mapping[str, object]) -> int:
                 f"{settings.lint_file}; fix them (listed above)"
             )
     return 0
+
+
+COMMAND = Command(
+    name="gitlab configure",
+    summary="set the XACCT_* CI/CD variables of a GitLab project or group; lint its CI file",
+    description="Set XACCT_ROLE_ARN, XACCT_REGION, XACCT_REPOSITORY and XACCT_EXTERNAL_ID "
+    "(masked, protected, hidden where GitLab can) as CI/CD variables of a project or group, "
+    "idempotently, with an access token (GITLAB_TOKEN or --token-file; never CI_JOB_TOKEN); "
+    "--lint validates the CI file with GitLab's CI lint.",
+    options=OPTIONS,
+    run=run,
+)

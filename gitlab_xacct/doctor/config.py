@@ -6,19 +6,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitlab_xacct import validate
-from gitlab_xacct.doctor.report import GITLAB, Check, ok
-from gitlab_xacct.errors import ConfigError
-from gitlab_xacct.options import Resolver
-from gitlab_xacct.problems import settings_problems
-from gitlab_xacct.secrets import register
-from gitlab_xacct.settings import (
+from gitlab_xacct.config import validate
+from gitlab_xacct.config.identity import IdentitySettings
+from gitlab_xacct.config.problems import settings_problems
+from gitlab_xacct.config.push import (
     DestinationEntry,
-    IdentitySettings,
     PushSettings,
     entry_destination,
     variables_destination,
 )
+from gitlab_xacct.config.resolver import Resolver
+from gitlab_xacct.doctor.report import GITLAB, Check, ok
+from gitlab_xacct.errors import ConfigError
+from gitlab_xacct.secrets import register
 
 SETTINGS = "settings"
 EXTERNAL_ID = "external id"

@@ -12,12 +12,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from gitlab_xacct.aws import ecr, iam
 from gitlab_xacct.aws.credentials import AssumedRole
 from gitlab_xacct.aws.ecr import RegistryLogin
+from gitlab_xacct.config.validate import parse_ecr_host
 from gitlab_xacct.docker_config import registry_host
 from gitlab_xacct.doctor.config import DoctorSettings
 from gitlab_xacct.doctor.report import GITLAB, OURTHING, Check, ok
 from gitlab_xacct.errors import RegistryAuthError
 from gitlab_xacct.secrets import mask
-from gitlab_xacct.validate import parse_ecr_host
 
 if TYPE_CHECKING:
     from mypy_boto3_ecr import ECRClient

@@ -22,12 +22,12 @@ from gitlab_xacct.aws.identity import (
     check_chained_duration,
     web_identity_role,
 )
+from gitlab_xacct.config.identity import CHAINED_MAX_SECONDS, Hop, IdentitySettings
 from gitlab_xacct.doctor import own_policy
 from gitlab_xacct.doctor.own_policy import Verdict
 from gitlab_xacct.doctor.report import BUILD, GITLAB, OURTHING, Cause, Check, ok
 from gitlab_xacct.errors import ConfigError, IdentityError
 from gitlab_xacct.secrets import mask
-from gitlab_xacct.settings import CHAINED_MAX_SECONDS, Hop, IdentitySettings
 
 BASE = "base identity"
 ASSUME = "assume role"

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
+from gitlab_xacct.config.options import Option
+from gitlab_xacct.config.push import DestinationEntry, destination_entries, entry_values
+from gitlab_xacct.config.resolver import Resolver
 from gitlab_xacct.doctor import config, ecr, identity, registry
 from gitlab_xacct.doctor.report import GITLAB, Check, DestinationRun, skipped
 from gitlab_xacct.errors import ConfigError
-from gitlab_xacct.options import Option, Resolver
-from gitlab_xacct.settings import DestinationEntry, destination_entries, entry_values
 
 log = logging.getLogger(__name__)
 

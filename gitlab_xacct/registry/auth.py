@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from gitlab_xacct.config.validate import is_loopback
 from gitlab_xacct.errors import PushError, RegistryAuthError
 from gitlab_xacct.network import basic_authorization
 from gitlab_xacct.secrets import Secret
-from gitlab_xacct.validate import is_loopback
 
 if TYPE_CHECKING:
     from gitlab_xacct.registry.transport import Response

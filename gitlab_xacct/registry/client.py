@@ -11,13 +11,14 @@ from __future__ import annotations
 from typing import BinaryIO, cast
 from urllib.parse import urlencode, urljoin
 
+from gitlab_xacct.config.engine import Network
 from gitlab_xacct.errors import NotFound, RegistryUnreachable
 from gitlab_xacct.registry import blobs, manifests
 from gitlab_xacct.registry.auth import Credentials, pull_scope, push_scope
 from gitlab_xacct.registry.blobs import CHUNK, ResponseStream, VerifiedStream
 from gitlab_xacct.registry.image import Blob
 from gitlab_xacct.registry.manifests import MANIFEST_ACCEPT
-from gitlab_xacct.registry.retry import Network, NoAnswer
+from gitlab_xacct.registry.retry import NoAnswer
 from gitlab_xacct.registry.session import DEFAULT_CHUNK_SIZE, Session
 
 __all__ = [

@@ -18,16 +18,14 @@ from functools import partial
 from typing import BinaryIO, cast
 
 from gitlab_xacct import cancel
+from gitlab_xacct.config.engine import EngineOptions
 from gitlab_xacct.errors import PushError, RegistryAuthError
 from gitlab_xacct.registry.client import Registry
 from gitlab_xacct.registry.image import Blob, ImageIndex, ImageManifest, SourceImage
 from gitlab_xacct.registry.progress import Progress
-from gitlab_xacct.registry.retry import Network
 from gitlab_xacct.registry.tee import Tee
 
 log = logging.getLogger(__name__)
-
-DEFAULT_PARALLELISM = 4
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,13 +59,6 @@ class Target:
     @property
     def where(self) -> str:
         return f"{self.registry.host}/{self.repository}"
-
-
-@dataclass(frozen=True, slots=True)
-class EngineOptions:
-    parallelism: int = DEFAULT_PARALLELISM
-    skip_existing_tags: bool = False
-    network: Network = field(default_factory=Network)  # timeouts, retries of every registry
 
 
 @dataclass(slots=True)

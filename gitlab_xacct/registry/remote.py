@@ -30,8 +30,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from gitlab_xacct import docker_config
+from gitlab_xacct.config.reference import DOCKER_HUB_CONFIG_KEY, DOCKER_HUB_HOSTS, ImageReference
+from gitlab_xacct.config.resolver import split_list
+from gitlab_xacct.config.validate import is_loopback
 from gitlab_xacct.errors import ConfigError, NotFound, RegistryUnreachable
-from gitlab_xacct.options import split_list
 from gitlab_xacct.registry.client import DEFAULT_CHUNK_SIZE, Credentials, Network, Registry
 from gitlab_xacct.registry.image import (
     INDEX_TYPES,
@@ -49,10 +51,8 @@ from gitlab_xacct.registry.oci_layout import (
     parse_object,
     sha256_digest,
 )
-from gitlab_xacct.registry.reference import DOCKER_HUB_CONFIG_KEY, DOCKER_HUB_HOSTS, ImageReference
 from gitlab_xacct.registry.transport import Transport, TransportError
 from gitlab_xacct.secrets import Secret
-from gitlab_xacct.validate import is_loopback
 
 log = logging.getLogger(__name__)
 

@@ -12,12 +12,10 @@ extra request and no sleep.
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
+from gitlab_xacct.config.engine import Network
 from gitlab_xacct.errors import RegistryUnreachable
 from gitlab_xacct.registry.transport import ConnectTimeout, ReadTimeout, TransportError
 
@@ -28,43 +26,6 @@ T = TypeVar("T")
 
 # Answers worth asking again: rate limited, or the registry (or its load balancer) is struggling.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Network:
-    """`XACCT_CONNECT_TIMEOUT`, `XACCT_READ_TIMEOUT`, `XACCT_RETRIES` and the backoff."""
-
-    connect_timeout: float = 10.0
-    # Between two reads of one socket, not for a whole transfer: a slow peer that keeps sending
-    # is fine; one that sends nothing this long is given up on. A registry may think a while
-    # before answering the PUT that completes a big blob (it hashes and moves it; on S3-backed
-    # storage a copy), and a false timeout there re-sends the whole blob: minutes, not seconds.
-    read_timeout: float = 300.0
-    retries: int = 4  # a request is sent at most 1 + retries times
-    backoff: float = 0.5  # the first wait; doubles after each failure
-    backoff_cap: float = 30.0
-    retry_after_cap: float = 60.0
-
-    @property
-    def attempts(self) -> int:
-        return 1 + self.retries
-
-    @property
-    def timeout(self) -> tuple[float, float]:
-        return (self.connect_timeout, self.read_timeout)
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds to wait after failed attempt number `attempt` (1-based): exponential with
-        "equal jitter" (half fixed, half random), so parallel uploads that failed together do
-        not come back together; never less than the registry's (capped) Retry-After."""
-        ceiling = min(self.backoff_cap, self.backoff * 2.0 ** (attempt - 1))
-        wait = ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 (jitter, not secrecy)
-        if retry_after is not None:
-            wait = max(wait, min(retry_after, self.retry_after_cap))
-        return wait
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
 
 
 class NoAnswer(RegistryUnreachable):

@@ -18,12 +18,12 @@ from typing import Self
 from urllib.parse import urlencode, urlsplit
 
 from gitlab_xacct import __version__
+from gitlab_xacct.config.engine import Network
 from gitlab_xacct.errors import NotFound, PushError, RegistryAuthError, RegistryUnreachable
 from gitlab_xacct.registry.auth import Attempt, Authenticator, Credentials
 from gitlab_xacct.registry.retry import (
     RETRY_STATUSES,
     Again,
-    Network,
     NoAnswer,
     Pause,
     answer,

@@ -6,7 +6,7 @@ import re
 
 import yaml
 
-from gitlab_xacct.options import KNOWN_VARIABLES
+from gitlab_xacct.config.options import KNOWN_VARIABLES
 from tests.e2e.cifiles import (
     DOCS,
     component_files,

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from gitlab_xacct.options import KNOWN_VARIABLES
+from gitlab_xacct.config.options import KNOWN_VARIABLES
 from tests.e2e.cifiles import (
     CLASSIC,
     COMPONENT,

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from gitlab_xacct.config.source import parse_source
 from gitlab_xacct.errors import ConfigError
 from gitlab_xacct.registry.image import OCI_LAYER_GZIP, OCI_LAYER_TAR, OCI_MANIFEST, ImageManifest
-from gitlab_xacct.registry.sources import open_source, parse_source
+from gitlab_xacct.registry.sources import open_source
 from tests.imagefactory import digest_of, write_blob
 
 _MISSING = [tool for tool in ("umoci", "skopeo") if shutil.which(tool) is None]

@@ -14,11 +14,12 @@ from botocore.stub import Stubber
 
 from gitlab_xacct.aws import credentials
 from gitlab_xacct.aws.credentials import AssumeRoleError, base_session, client, new_session
+from gitlab_xacct.config.identity import IdentitySettings
+from gitlab_xacct.config.options import IDENTITY_OPTIONS
+from gitlab_xacct.config.resolver import Resolver
 from gitlab_xacct.doctor import identity as doctor_identity
 from gitlab_xacct.doctor.identity import Caller
-from gitlab_xacct.options import IDENTITY_OPTIONS, Resolver
 from gitlab_xacct.secrets import mask
-from gitlab_xacct.settings import IdentitySettings
 
 TARGET = "arn:aws:iam::222222222222:role/OurThingBuildRole"
 CALLER = "arn:aws:iam::111111111111:user/runner"

@@ -12,9 +12,9 @@ import pytest
 from gitlab_xacct.cli import main
 from gitlab_xacct.commands import credential_helper as helper
 from gitlab_xacct.commands.doctor import OPTIONS as DOCTOR_OPTIONS
+from gitlab_xacct.config.push import PushSettings
+from gitlab_xacct.config.resolver import Resolver
 from gitlab_xacct.doctor.config import check_settings
-from gitlab_xacct.options import Resolver
-from gitlab_xacct.settings import PushSettings
 from tests.unit.test_settings import job_env
 
 MEANINGS = [

@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import TextIO
 
@@ -16,11 +17,12 @@ import pytest
 
 from gitlab_xacct import cancel, cli
 from gitlab_xacct.commands import credential_helper
+from gitlab_xacct.config.engine import EngineOptions
 from gitlab_xacct.registry.blobs import ResponseStream, VerifiedStream, _Reader
 from gitlab_xacct.registry.client import Registry
 from gitlab_xacct.registry.image import OCI_CONFIG, OCI_LAYER_TAR, OCI_MANIFEST, Blob, ImageManifest
 from gitlab_xacct.registry.progress import Progress
-from gitlab_xacct.registry.push import EngineOptions, Target, _counted, push_many
+from gitlab_xacct.registry.push import Target, _counted, push_many
 from gitlab_xacct.registry.tee import Tee
 from gitlab_xacct.registry.transport import Response
 
@@ -259,7 +261,7 @@ def test_cli_prints_one_line_and_returns_the_shell_code(
         _signal_self(signum)
         return 0
 
-    monkeypatch.setattr(cli, "run_copy", runner)
+    monkeypatch.setitem(cli.COMMANDS, "copy", replace(cli.COMMANDS["copy"], run=runner))
     assert cli.main(["copy", "oci:x", "docker://r.example.org/a:b"], env={}) == CODES[signum]
     err = capsys.readouterr().err
     name = signal.Signals(signum).name
@@ -279,7 +281,7 @@ def test_cli_names_the_tags_that_landed_before_the_signal(
             _signal_self(signal.SIGTERM)  # the signal lands during the second tag's PUT
         return 0
 
-    monkeypatch.setattr(cli, "run_push", runner)
+    monkeypatch.setitem(cli.COMMANDS, "push", replace(cli.COMMANDS["push"], run=runner))
     assert cli.main(["push"], env={}) == 143
     err = capsys.readouterr().err.splitlines()
     assert err == [

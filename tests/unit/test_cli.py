@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from gitlab_xacct import __version__
 from gitlab_xacct.cli import main
-from gitlab_xacct.settings import PushSettings
+from gitlab_xacct.config.push import PushSettings
 
 
 def test_push_help_names_the_variable_behind_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
@@ -75,7 +78,7 @@ def test_copy_takes_every_flag_its_settings_read() -> None:
     """The parser and CopySettings share one option tuple: a variable copy reads always has its
     flag (the engine's --platform, --parallelism, --skip-existing-tags, timeouts, retries)."""
     from gitlab_xacct.cli import COMMANDS
-    from gitlab_xacct.commands.copy import CopySettings
+    from gitlab_xacct.jobs.copy import CopySettings
 
     assert COMMANDS["copy"].options == CopySettings.OPTIONS
     assert {"--skip-existing-tags", "--platform", "--retries"} <= {
@@ -90,3 +93,20 @@ def test_a_flag_of_another_command_is_named_as_such(capsys: pytest.CaptureFixtur
     (line,) = capsys.readouterr().err.splitlines()
     assert "--skip-existing-tags belongs to another command" in line
     assert "did you mean" not in line
+
+
+# What the engine loads (the HTTP stack, AWS, GitLab's client); --version and --help need none.
+_ENGINE = {"boto3", "botocore", "requests", "urllib3", "gitlab", "http"}
+
+
+@pytest.mark.parametrize("words", [["--version"], ["--help"], ["push", "--help"]])
+def test_version_and_help_load_no_engine(words: list[str]) -> None:
+    code = (
+        "import sys\nfrom gitlab_xacct.cli import main\n"
+        f"try:\n    main({words!r}, env={{}})\nexcept SystemExit:\n    pass\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {_ENGINE!r}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -27,7 +27,7 @@ from tests.unit.httpfake import HOST, FakeRegistry, Seen, digest
 
 @pytest.fixture(autouse=True)
 def _no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("gitlab_xacct.registry.retry.time.sleep", lambda _seconds: None)
+    monkeypatch.setattr("gitlab_xacct.config.engine.time.sleep", lambda _seconds: None)
 
 
 def blob_of(data: bytes) -> Blob:

@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 
 from gitlab_xacct.cli import main
-from gitlab_xacct.commands.copy import CopySettings, copy
+from gitlab_xacct.config.options import COPY_OPTIONS
+from gitlab_xacct.config.source import parse_source
 from gitlab_xacct.errors import ConfigError
-from gitlab_xacct.options import COPY_OPTIONS
+from gitlab_xacct.jobs.copy import CopySettings, copy
 from gitlab_xacct.registry.client import DEFAULT_CHUNK_SIZE, Registry
 from gitlab_xacct.registry.image import DOCKER_MANIFEST, OCI_INDEX, ImageIndex, ImageManifest
 from gitlab_xacct.registry.remote import Access
-from gitlab_xacct.registry.sources import open_source, parse_source
+from gitlab_xacct.registry.sources import open_source
 from tests.imagefactory import make_layer, write_oci_index_layout, write_oci_layout
 from tests.unit.httpfake import FakeRegistry, digest
 
@@ -113,7 +114,7 @@ _NOT_AT_START = {"boto3", "botocore", "subprocess", "tarfile", "difflib"}
 
 def test_copy_starts_without_heavy_imports() -> None:
     code = (
-        "import sys; from gitlab_xacct.cli import main; import gitlab_xacct.commands.copy; "
+        "import sys; from gitlab_xacct.cli import main; import gitlab_xacct.jobs.copy; "
         f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {_NOT_AT_START!r}))"
     )
     result = subprocess.run(
@@ -137,7 +138,7 @@ def registries(monkeypatch: pytest.MonkeyPatch) -> dict[str, FakeRegistry]:
         )
 
     monkeypatch.setattr("gitlab_xacct.registry.remote.connect", connect)
-    monkeypatch.setattr("gitlab_xacct.commands.copy.connect", connect)
+    monkeypatch.setattr("gitlab_xacct.jobs.copy.connect", connect)
     return fakes
 
 

@@ -12,9 +12,9 @@ import pytest
 
 from gitlab_xacct.aws import ecr
 from gitlab_xacct.commands import credential_helper as helper
+from gitlab_xacct.config.identity import IdentitySettings
 from gitlab_xacct.errors import IdentityError
 from gitlab_xacct.secrets import Secret
-from gitlab_xacct.settings import IdentitySettings
 from gitlab_xacct.token_cache import FILE_NAME, CachedToken, CacheKey, TokenCache, cache_dir
 
 ROLE = "arn:aws:iam::222222222222:role/OurThingBuildRole"

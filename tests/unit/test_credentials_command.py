@@ -13,10 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from gitlab_xacct.commands import credentials
-from gitlab_xacct.commands.credentials import RoleCredentials, refuse_log_output, render
+from gitlab_xacct.config.credentials import CredentialsSettings
 from gitlab_xacct.errors import ConfigError
-from gitlab_xacct.settings import CredentialsSettings
+from gitlab_xacct.jobs import credentials
+from gitlab_xacct.jobs.credentials import (
+    RoleCredentials,
+    refuse_log_output,
+    render,
+)
 
 CREDS = RoleCredentials(
     access_key_id="ASIASENTINELKEYID",
@@ -100,7 +104,7 @@ def test_refusal_comes_before_any_aws_call(tmp_path: Path, monkeypatch: pytest.M
     read, write = os.pipe()
     try:
         with os.fdopen(write, "w", closefd=False) as pipe, pytest.raises(ConfigError):
-            credentials.run(settings(tmp_path), pipe)
+            credentials.deliver(settings(tmp_path), pipe)
     finally:
         os.close(read)
         os.close(write)
@@ -113,7 +117,7 @@ def test_output_file_is_0600_and_holds_the_credentials(
     monkeypatch.setattr(credentials, "fetch", lambda _s: CREDS)
     target = tmp_path / "creds.env"
     stdout = io.StringIO()
-    credentials.run(
+    credentials.deliver(
         settings(tmp_path, XACCT_CREDENTIALS_FORMAT="dotenv", XACCT_CREDENTIALS_OUTPUT=str(target)),
         stdout,
     )
@@ -133,7 +137,7 @@ def test_aws_profile_merges_and_replaces_only_its_own_section(
         "[other]\naws_access_key_id = KEEP\n[xacct]\naws_access_key_id = OLD\nstale = yes\n"
     )
     stdout = io.StringIO()
-    credentials.run(settings(tmp_path, XACCT_CREDENTIALS_FORMAT="aws-profile"), stdout)
+    credentials.deliver(settings(tmp_path, XACCT_CREDENTIALS_FORMAT="aws-profile"), stdout)
 
     assert "AWS_PROFILE=xacct" in stdout.getvalue()
     assert "sentinel" not in stdout.getvalue()
@@ -160,6 +164,8 @@ def test_unreadable_credentials_file_is_refused_without_quoting_it(
     aws.mkdir()
     (aws / "credentials").write_text("aws_secret_access_key = sentinel-outside-a-section\n")
     with pytest.raises(ConfigError) as info:
-        credentials.run(settings(tmp_path, XACCT_CREDENTIALS_FORMAT="aws-profile"), io.StringIO())
+        credentials.deliver(
+            settings(tmp_path, XACCT_CREDENTIALS_FORMAT="aws-profile"), io.StringIO()
+        )
     assert "sentinel" not in str(info.value)
     assert "cannot read it as an AWS config file" in str(info.value)

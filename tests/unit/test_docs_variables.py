@@ -6,7 +6,8 @@ import re
 from pathlib import Path
 
 from gitlab_xacct.cli import COMMANDS
-from gitlab_xacct.options import ALL_OPTIONS, DEFAULT_ID_TOKEN_VARIABLE, REPORT_VARIABLES
+from gitlab_xacct.config.forms import REPORT_VARIABLES
+from gitlab_xacct.config.options import ALL_OPTIONS, DEFAULT_ID_TOKEN_VARIABLE
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -9,10 +9,10 @@ import pytest
 
 from gitlab_xacct.cli import main
 from gitlab_xacct.commands.doctor import OPTIONS
+from gitlab_xacct.config.push import PushSettings
+from gitlab_xacct.config.resolver import Resolver
 from gitlab_xacct.doctor.config import check_settings
 from gitlab_xacct.errors import ConfigError
-from gitlab_xacct.options import Resolver
-from gitlab_xacct.settings import PushSettings
 
 ROLE = "arn:aws:iam::222222222222:role/OurThingBuildRole"
 JOB = {

@@ -10,13 +10,13 @@ import pytest
 
 from gitlab_xacct.cli import main
 from gitlab_xacct.commands.doctor import OPTIONS
+from gitlab_xacct.config.resolver import Resolver
+from gitlab_xacct.config.validate import whitespace
 from gitlab_xacct.doctor import report
 from gitlab_xacct.doctor.config import check_external_id, check_settings
 from gitlab_xacct.doctor.own_policy import Verdict, evaluate
 from gitlab_xacct.doctor.report import Cause, Check
-from gitlab_xacct.options import Resolver
 from gitlab_xacct.secrets import register
-from gitlab_xacct.validate import whitespace
 
 ROLE = "arn:aws:iam::222222222222:role/OurThingBuildRole"
 SECRET_ID = "sentinel-unit-ExtId-5a1c"

@@ -7,8 +7,8 @@ import pytest
 
 from gitlab_xacct.cli import main
 from gitlab_xacct.commands.doctor import OPTIONS as DOCTOR_OPTIONS
+from gitlab_xacct.config.resolver import Resolver
 from gitlab_xacct.doctor.config import check_settings
-from gitlab_xacct.options import Resolver
 
 ROLE = "arn:aws:iam::222222222222:role/OurThingBuildRole"
 JOB = {
@@ -71,3 +71,50 @@ def test_a_bad_external_id_is_among_the_problems_never_echoed(
     )
     assert len(lines) == 2
     assert all(secret not in line for line in lines)
+
+
+def command_errors(
+    argv: list[str], env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> list[str]:
+    assert main(argv, env=env) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert all(line.startswith("gitlab-xacct: error: ") for line in lines), lines
+    return [line.removeprefix("gitlab-xacct: error: ").split(":", 1)[0] for line in lines]
+
+
+def test_login_lists_every_problem(capsys: pytest.CaptureFixture[str]) -> None:
+    env = {"XACCT_REGION": "Europe", "XACCT_LOGIN_REGISTRIES": "nope", "XACCT_RGION": "x"}
+    assert command_errors(["login"], env, capsys) == [
+        "XACCT_RGION",
+        "XACCT_ROLE_ARN (--role-arn)",
+        "XACCT_REGION",
+        "XACCT_LOGIN_REGISTRIES",
+    ]
+
+
+def test_credentials_lists_every_problem(capsys: pytest.CaptureFixture[str]) -> None:
+    env = {
+        "XACCT_ROLE_ARN": ROLE,
+        "XACCT_CREDENTIALS_FORMAT": "yaml",
+        "XACCT_AWS_PROFILE": "a b",
+        "XACCT_DURATION_SECONDS": "ten",
+    }
+    assert command_errors(["credentials"], env, capsys) == [
+        "XACCT_REGION (--region)",
+        "XACCT_DURATION_SECONDS",
+        "XACCT_CREDENTIALS_FORMAT",
+        "XACCT_AWS_PROFILE",
+    ]
+
+
+def test_copy_lists_every_problem(capsys: pytest.CaptureFixture[str]) -> None:
+    env = {"XACCT_PARALLELISM": "99", "XACCT_CHUNK_SIZE": "big", "HOME": "/nonexistent"}
+    assert command_errors(["copy", "tarball:x", "docker://r.example.org/a"], env, capsys) == [
+        "SRC",
+        "DEST",
+        "XACCT_CHUNK_SIZE",
+        "XACCT_PARALLELISM",
+    ]

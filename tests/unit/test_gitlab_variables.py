@@ -13,11 +13,11 @@ import pytest
 
 from gitlab_xacct.cli import main
 from gitlab_xacct.commands.gitlab_configure import ConfigureSettings
+from gitlab_xacct.config.validate import GITLAB_MASKABLE, gitlab_mask_problem
 from gitlab_xacct.errors import ConfigError
 from gitlab_xacct.gitlab import Connection, Server, http_error
 from gitlab_xacct.gitlab.variables import HIDDEN_SINCE, Change, Wanted, plan
 from gitlab_xacct.secrets import Secret
-from gitlab_xacct.validate import GITLAB_MASKABLE, gitlab_mask_problem
 
 # GitLab's Ci::Maskable::REGEX, as GitLab writes it (Ruby's \A and \z are Python's \A and \Z).
 GITLAB_REGEX = re.compile(r"\A[a-zA-Z0-9_+=/@:.~-]{8,}\Z")
@@ -238,7 +238,7 @@ def test_cli_error_never_prints_the_token(capsys: pytest.CaptureFixture[str]) ->
 
 def test_push_and_copy_do_not_import_python_gitlab() -> None:
     code = (
-        "import sys; from gitlab_xacct import cli; import gitlab_xacct.commands.copy; "
+        "import sys; from gitlab_xacct import cli; import gitlab_xacct.jobs.copy; "
         "cli.build_parser(); print('gitlab' in sys.modules)"
     )
     result = subprocess.run(

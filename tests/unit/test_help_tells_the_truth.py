@@ -9,14 +9,13 @@ from pathlib import Path
 import pytest
 
 from gitlab_xacct import cli, report
-from gitlab_xacct.options import (
-    ALL_OPTIONS,
+from gitlab_xacct.config.forms import (
     CREDENTIAL_FORMATS,
     DESTINATION_FORM,
     REPORT_VARIABLES,
     SOURCE_FORMS,
-    Option,
 )
+from gitlab_xacct.config.options import ALL_OPTIONS, Option
 from gitlab_xacct.registry.push import PushResult
 
 README = Path(__file__).resolve().parents[2] / "README.md"

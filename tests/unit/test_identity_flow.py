@@ -10,9 +10,10 @@ from boto3.session import Session
 
 from gitlab_xacct.aws import identity as flow
 from gitlab_xacct.aws.credentials import AssumedRole, new_session
+from gitlab_xacct.config.identity import Hop, IdentitySettings, WebIdentity
+from gitlab_xacct.config.options import IDENTITY_OPTIONS
+from gitlab_xacct.config.resolver import Resolver
 from gitlab_xacct.errors import ConfigError, IdentityError
-from gitlab_xacct.options import IDENTITY_OPTIONS, Resolver
-from gitlab_xacct.settings import Hop, IdentitySettings, WebIdentity
 
 TARGET = "arn:aws:iam::222222222222:role/OurThingBuildRole"
 HUB = "arn:aws:iam::333333333333:role/HubRole"

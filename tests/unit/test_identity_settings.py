@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from gitlab_xacct.config.identity import IdentitySettings, session_tags
+from gitlab_xacct.config.options import IDENTITY_OPTIONS
+from gitlab_xacct.config.resolver import Resolver
 from gitlab_xacct.errors import ConfigError
-from gitlab_xacct.options import IDENTITY_OPTIONS, Resolver
-from gitlab_xacct.settings import IdentitySettings, session_tags
 
 TARGET = "arn:aws:iam::222222222222:role/OurThingBuildRole"
 HUB = "arn:aws:iam::333333333333:role/HubRole"

@@ -10,13 +10,12 @@ PACKAGE = Path(__file__).resolve().parents[2] / "gitlab_xacct"
 # Top to bottom, as docs/architecture.md draws them; the longest matching prefix decides.
 ROWS: tuple[tuple[str, ...], ...] = (
     ("commands", "cli", "__main__"),
-    ("doctor", "bootstrap", "gitlab"),
-    ("problems",),
-    ("aws.identity",),
-    ("settings", "engine_settings", "report", "log"),
+    ("jobs", "doctor", "bootstrap", "gitlab"),
+    ("report", "log"),
     ("registry",),
-    ("aws.credentials", "aws.ecr", "aws.explain", "aws.iam"),
-    ("options", "validate", "docker_config", "token_cache"),
+    ("aws",),
+    ("config",),
+    ("docker_config", "token_cache"),
     ("network",),
     ("errors", "secrets", "files", "cancel"),
 )

@@ -16,10 +16,10 @@ from gitlab_xacct import docker_config
 from gitlab_xacct.aws import ecr
 from gitlab_xacct.aws.credentials import AssumedRole, new_session
 from gitlab_xacct.cli import main
-from gitlab_xacct.commands import login as login_command
+from gitlab_xacct.config.login import LoginSettings
 from gitlab_xacct.errors import ConfigError, IdentityError, RegistryAuthError
+from gitlab_xacct.jobs import login as login_command
 from gitlab_xacct.secrets import Secret
-from gitlab_xacct.settings import LoginSettings
 
 ROLE = "arn:aws:iam::222222222222:role/OurThingBuildRole"
 EXPIRES = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)

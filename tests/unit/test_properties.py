@@ -17,12 +17,12 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from gitlab_xacct import validate
+from gitlab_xacct.config import validate
+from gitlab_xacct.config.options import KNOWN_VARIABLES
+from gitlab_xacct.config.push import PushSettings
+from gitlab_xacct.config.reference import ImageReference, parse_reference
+from gitlab_xacct.config.source import SourceSpec, parse_source
 from gitlab_xacct.errors import ConfigError
-from gitlab_xacct.options import KNOWN_VARIABLES
-from gitlab_xacct.registry.reference import ImageReference, parse_reference
-from gitlab_xacct.registry.sources import SourceSpec, parse_source
-from gitlab_xacct.settings import PushSettings
 
 T = TypeVar("T")
 

@@ -8,6 +8,7 @@ import threading
 
 import pytest
 
+from gitlab_xacct.config.engine import EngineOptions
 from gitlab_xacct.errors import PushError
 from gitlab_xacct.registry.client import Registry
 from gitlab_xacct.registry.image import (
@@ -19,7 +20,7 @@ from gitlab_xacct.registry.image import (
     ImageIndex,
     ImageManifest,
 )
-from gitlab_xacct.registry.push import EngineOptions, Target, push_image, push_many
+from gitlab_xacct.registry.push import Target, push_image, push_many
 
 
 def digest(data: bytes) -> str:

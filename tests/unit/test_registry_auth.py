@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from gitlab_xacct.config.reference import parse_reference
+from gitlab_xacct.config.source import parse_source
 from gitlab_xacct.errors import ConfigError, RegistryAuthError
 from gitlab_xacct.registry.auth import (
     Challenge,
@@ -20,9 +22,7 @@ from gitlab_xacct.registry.auth import (
     repository_scope,
 )
 from gitlab_xacct.registry.client import Registry
-from gitlab_xacct.registry.reference import parse_reference
 from gitlab_xacct.registry.remote import lookup_credentials, source_access
-from gitlab_xacct.registry.sources import parse_source
 from gitlab_xacct.secrets import Secret, mask
 from tests.unit.httpfake import REALM, SERVICE, FakeRegistry, Seen
 

@@ -11,11 +11,12 @@ from email.utils import format_datetime
 
 import pytest
 
-from gitlab_xacct.commands.copy import CopySettings
+from gitlab_xacct.config.engine import Network
 from gitlab_xacct.errors import ConfigError, PushError, RegistryUnreachable
+from gitlab_xacct.jobs.copy import CopySettings
 from gitlab_xacct.registry.client import Credentials, Registry
 from gitlab_xacct.registry.image import OCI_LAYER_TAR, OCI_MANIFEST, Blob
-from gitlab_xacct.registry.retry import Network, retry_after
+from gitlab_xacct.registry.retry import retry_after
 from gitlab_xacct.registry.transport import ReadTimeout, Response, TransportError
 from gitlab_xacct.secrets import Secret
 from tests.unit.httpfake import HOST, REALM, FakeRegistry, Seen, digest
@@ -26,7 +27,7 @@ MANIFEST = b'{"schemaVersion": 2, "mediaType": "%s", "layers": []}' % OCI_MANIFE
 @pytest.fixture
 def slept(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     waits: list[float] = []
-    monkeypatch.setattr("gitlab_xacct.registry.retry.time.sleep", waits.append)
+    monkeypatch.setattr("gitlab_xacct.config.engine.time.sleep", waits.append)
     return waits
 
 

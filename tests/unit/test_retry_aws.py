@@ -9,10 +9,10 @@ import pytest
 from botocore.exceptions import ClientError
 
 from gitlab_xacct.aws import ecr, explain
+from gitlab_xacct.config.identity import WebIdentity
+from gitlab_xacct.config.validate import role_arn
 from gitlab_xacct.errors import RegistryAuthError
 from gitlab_xacct.secrets import Secret
-from gitlab_xacct.settings import WebIdentity
-from gitlab_xacct.validate import role_arn
 
 ROLE = "arn:aws:iam::222222222222:role/OurThingBuildRole"
 

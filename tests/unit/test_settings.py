@@ -6,14 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from gitlab_xacct.config.push import PushSettings, destination_entries, entry_identity, entry_values
+from gitlab_xacct.config.resolver import Resolver, check_unknown_variables
 from gitlab_xacct.errors import ConfigError
-from gitlab_xacct.options import Resolver, check_unknown_variables
-from gitlab_xacct.settings import (
-    PushSettings,
-    destination_entries,
-    entry_identity,
-    entry_values,
-)
 
 ROLE = "arn:aws:iam::222222222222:role/OurThingBuildRole"
 

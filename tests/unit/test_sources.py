@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from gitlab_xacct.config.source import SourceSpec, parse_source
 from gitlab_xacct.errors import ConfigError
 from gitlab_xacct.registry.docker_archive import normalise_tag
 from gitlab_xacct.registry.image import (
@@ -28,7 +29,7 @@ from gitlab_xacct.registry.image import (
     ImageManifest,
     SourceImage,
 )
-from gitlab_xacct.registry.sources import SourceSpec, open_source, parse_source
+from gitlab_xacct.registry.sources import open_source
 from tests.imagefactory import (
     DockerImage,
     TarEntry,

@@ -1,39 +1,23 @@
-"""Every XACCT_* variable, defined once, and how a value is looked up.
+"""Every setting, defined once: its flag, the XACCT_* variable it falls back to, its help.
 
-Precedence: command-line flag, then XACCT_* variable, then GitLab's predefined CI_* variable,
-then the built-in default. An empty variable counts as unset (GitLab jobs often define
-variables as "" to switch them off).
+The groups (identity, registry, push, engine, login, credentials, helper, copy, common) are
+combined by each command into the options it takes; `Resolver` (resolver.py) looks them up.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from gitlab_xacct import validate
-from gitlab_xacct.errors import ConfigError
+from gitlab_xacct.config.forms import (
+    CREDENTIAL_FORMATS,
+    DESTINATION_FORM,
+    REPORT_VARIABLES,
+    SOURCE_FORMS,
+    one_of,
+)
 
 Kind = Literal["value", "bool", "list"]
-
-# The forms a value may take, said once: --help, the errors and the README name the same ones
-# (tests/unit/test_help_tells_the_truth.py holds them together).
-SOURCE_FORMS = (
-    "oci:PATH[:REF]",
-    "oci-archive:FILE[:REF]",
-    "docker-archive:FILE[:NAME:TAG|:@N]",
-    "docker://HOST/REPO[:TAG|@DIGEST]",
-)
-DESTINATION_FORM = "ROLE_ARN|REGION|REPOSITORY[|EXTERNAL_ID[|ENDPOINT]]"
-CREDENTIAL_FORMATS = ("env", "dotenv", "json", "credential-process", "aws-profile")
-# The dotenv report's variables (report.dotenv_lines writes exactly these).
-REPORT_VARIABLES = ("XACCT_IMAGE_URI", "XACCT_IMAGE_DIGEST", "XACCT_IMAGE_TAGS", "XACCT_IMAGE_URIS")
-
-
-def one_of(forms: tuple[str, ...]) -> str:
-    """'a, b, c or d'."""
-    return ", ".join(forms[:-1]) + f" or {forms[-1]}" if len(forms) > 1 else forms[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,85 +408,3 @@ DEFAULT_ID_TOKEN_VARIABLE = "XACCT_ID_TOKEN"  # noqa: S105 - a variable name, no
 KNOWN_VARIABLES = frozenset(
     {o.env for o in ALL_OPTIONS} | set(REPORT_VARIABLES) | {DEFAULT_ID_TOKEN_VARIABLE}
 )
-
-
-def check_unknown_variables(env: Mapping[str, str]) -> None:
-    """A misspelt XACCT_* variable is silently ignored by a shell script; we say so."""
-    token_variable = env.get("XACCT_ID_TOKEN_VARIABLE", "")
-    for name in sorted(env):
-        if name.startswith("XACCT_") and name not in KNOWN_VARIABLES and name != token_variable:
-            import difflib  # only for a mistake: not worth its import on every start
-
-            close = difflib.get_close_matches(name, sorted(KNOWN_VARIABLES), n=1, cutoff=0.6)
-            hint = f"did you mean {close[0]}?" if close else "see gitlab-xacct --help"
-            raise ConfigError(f"{name}: unknown gitlab-xacct variable; {hint}")
-
-
-class Resolver:
-    """Looks a setting up by precedence and remembers where each value came from."""
-
-    def __init__(
-        self,
-        env: Mapping[str, str],
-        flags: Mapping[str, object],
-        options: Iterable[Option],
-        pinned: Mapping[str, tuple[str, str]] | None = None,
-    ) -> None:
-        self.env = env
-        self._flags = flags
-        self._options = {o.dest: o for o in options}
-        self._pinned = dict(pinned or {})
-
-    def pinned(self, values: Mapping[str, tuple[str, str]]) -> Resolver:
-        """This resolver with some settings fixed to (value, origin), whatever the flags and
-        variables say: an XACCT_DESTINATIONS entry's fields, named by the entry in messages."""
-        return Resolver(self.env, self._flags, self._options.values(), self._pinned | dict(values))
-
-    def option(self, dest: str) -> Option:
-        return self._options[dest]
-
-    def flag(self, dest: str) -> object:
-        return self._flags.get(dest)
-
-    def get(self, dest: str) -> tuple[str, str] | None:
-        option = self._options[dest]
-        if dest in self._pinned:
-            return self._pinned[dest]
-        flag = self._flags.get(dest)
-        if flag is not None and not isinstance(flag, bool | list):
-            return str(flag), option.flag
-        value = self.env.get(option.env, "") if option.env else ""
-        return (value, option.env) if value.strip() else None
-
-    def required(self, dest: str, what: str) -> tuple[str, str]:
-        found = self.get(dest)
-        if found is None:
-            option = self._options[dest]
-            name = f"{option.env} ({option.flag})" if option.env else option.flag
-            raise ConfigError(f"{name}: not set; give {what}")
-        return found
-
-    def fallback(self, *names: str) -> tuple[str, str] | None:
-        for name in names:
-            if self.env.get(name, "").strip():
-                return self.env[name], name
-        return None
-
-    def boolean(self, dest: str) -> bool:
-        flag = self._flags.get(dest)
-        if isinstance(flag, bool):
-            return flag
-        found = self.get(dest)
-        return validate.boolean(*found) if found else False
-
-    def list(self, dest: str) -> tuple[list[str], str] | None:
-        option = self._options[dest]
-        flag = self._flags.get(dest)
-        if isinstance(flag, list) and flag:
-            return [str(v) for v in flag], option.flag
-        found = self.get(dest)
-        return (split_list(found[0]), found[1]) if found else None
-
-
-def split_list(value: str) -> list[str]:
-    return [v for v in re.split(r"[\s,]+", value) if v]

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from gitlab_xacct.errors import ConfigError
@@ -312,3 +313,29 @@ def ecr_registry(value: str, origin: str) -> str:
         f"{origin}: {value!r} is neither an AWS account id (12 digits) nor an ECR host name "
         "(ACCOUNT.dkr.ecr.REGION.amazonaws.com)"
     )
+
+
+def defaulted(check: Callable[[str, str], str], value: str, origin: str, override: str) -> str:
+    """`check(value, origin)`; a value GitLab chose (a CI_* default) also names the override."""
+    try:
+        return check(value, origin)
+    except ConfigError as exc:
+        if not origin.startswith("CI_"):
+            raise
+        raise ConfigError(f"{exc}; or set {override}") from None
+
+
+def report_path(value: str, origin: str) -> Path:
+    path = Path(value)
+    try:
+        is_dir, folder_exists = path.is_dir(), path.parent.is_dir()
+    except OSError as exc:  # a name too long for the file system, a folder that is a file
+        raise ConfigError(f"{origin}: cannot use {value!r} as a path: {exc.strerror}") from None
+    if is_dir:
+        raise ConfigError(f"{origin}: {value!r} is a directory; give a file path")
+    if not folder_exists:
+        raise ConfigError(
+            f"{origin}: the folder {str(path.parent)!r} does not exist; create it or choose "
+            "another path"
+        )
+    return path

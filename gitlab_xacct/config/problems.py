@@ -1,9 +1,11 @@
-"""Every problem of push's settings at once, through push's own resolvers.
+"""Every problem of a command's settings at once, through the command's own resolvers.
 
-`push` refuses bad settings one line each, all of them in one run (exit 2), and the doctor's
-first check lists the same problems in the same words: both call `settings_problems`, so the
-doctor refuses exactly what push refuses. Each resolver runs on its own; one that depends on
-another's result (the partition of the role and the region) runs only when both resolved.
+Every command refuses bad settings the same way: one line each, all of them in one run (exit 2).
+Before a command's settings resolve, each resolver they use runs on its own here and its
+ConfigError is kept (`Problems`); two or more are raised together (`ConfigErrors`), one is left
+for the settings to raise as they resolve. A resolver that depends on another's result (the
+partition of the role and the region) runs only when both resolved. The doctor's first check
+lists push's problems through the same `settings_problems`, so it refuses what push refuses.
 """
 
 from __future__ import annotations
@@ -12,22 +14,18 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TypeVar
 
-from gitlab_xacct import validate
-from gitlab_xacct.engine_settings import engine_options, platform_list
-from gitlab_xacct.errors import ConfigError, ConfigErrors
-from gitlab_xacct.options import Resolver, check_unknown_variables
-from gitlab_xacct.settings import (
-    PushSettings,
-    registry_endpoint,
-    repository,
+from gitlab_xacct.config import validate
+from gitlab_xacct.config.engine import engine_options, platform_list
+from gitlab_xacct.config.identity import (
     resolve_chain,
     resolve_duration,
     resolve_region,
-    resolve_report,
-    resolve_source,
-    resolve_tags,
     resolve_web_identity,
 )
+from gitlab_xacct.config.push import PushSettings, registry_endpoint, repository, resolve_report
+from gitlab_xacct.config.resolver import Resolver, check_unknown_variables
+from gitlab_xacct.config.source import resolve_source, resolve_tags
+from gitlab_xacct.errors import ConfigError, ConfigErrors
 
 T = TypeVar("T")
 
@@ -50,6 +48,20 @@ class Problems:
             self.found.append(str(exc))
             return None
 
+    def raise_several(self) -> None:
+        """Two problems or more: all of them, a line each. One is the settings' to raise."""
+        if len(self.found) > 1:
+            raise ConfigErrors(tuple(self.found))
+
+
+def unknown_variables(env: Mapping[str, str], problems: Problems) -> None:
+    """Each misspelt XACCT_* variable as its own problem."""
+    token_variable = env.get("XACCT_ID_TOKEN_VARIABLE", "")
+    for name in sorted(env):
+        if name.startswith("XACCT_"):
+            single = {name: env[name], "XACCT_ID_TOKEN_VARIABLE": token_variable}
+            problems.attempt(partial(check_unknown_variables, single))
+
 
 def settings_problems(r: Resolver, *, push: Resolver, image: bool) -> list[str]:
     """What is wrong with the settings, each problem on its own.
@@ -61,13 +73,11 @@ def settings_problems(r: Resolver, *, push: Resolver, image: bool) -> list[str]:
     """
     env = r.env
     problems = Problems()
-    token_variable = env.get("XACCT_ID_TOKEN_VARIABLE", "")
-    for name in sorted(env):
-        if name.startswith("XACCT_"):
-            single = {name: env[name], "XACCT_ID_TOKEN_VARIABLE": token_variable}
-            problems.attempt(partial(check_unknown_variables, single))
+    unknown_variables(env, problems)
     if not (image and push.list("destinations")):  # the entries are push's to check, below
-        _identity_and_destination(r, problems)
+        identity_problems(r, problems)
+        problems.attempt(lambda: registry_endpoint(r))
+        problems.attempt(lambda: repository(r))
     if image:
         found = r.get("external_id")
         if found:
@@ -84,7 +94,8 @@ def settings_problems(r: Resolver, *, push: Resolver, image: bool) -> list[str]:
     return problems.found
 
 
-def _identity_and_destination(r: Resolver, problems: Problems) -> None:
+def identity_problems(r: Resolver, problems: Problems) -> None:
+    """The problems of `IdentitySettings.resolve`'s inputs, and of the common flags."""
     role = problems.attempt(
         lambda: validate.role_arn(*r.required("role_arn", "the ARN of the role to assume"))
     )
@@ -101,16 +112,30 @@ def _identity_and_destination(r: Resolver, problems: Problems) -> None:
         if found:
             problems.attempt(partial(check, *found))
     for flag in ("session_tags", "create_repository", "debug"):
-        problems.attempt(partial(r.boolean, flag))
-    problems.attempt(lambda: registry_endpoint(r))
-    problems.attempt(lambda: repository(r))
+        if flag in r:
+            problems.attempt(partial(r.boolean, flag))
 
 
 def push_settings(env: Mapping[str, str], flags: Mapping[str, object]) -> PushSettings:
     """PushSettings, or every problem at once: one problem is its ConfigError as before, several
     are a ConfigErrors that the CLI prints one line each."""
     r = Resolver(env, flags, PushSettings.OPTIONS)
-    found = settings_problems(r, push=r, image=True)
-    if len(found) > 1:
-        raise ConfigErrors(tuple(found))
+    problems = Problems()
+    problems.found = settings_problems(r, push=r, image=True)
+    problems.raise_several()
     return PushSettings.from_env(env, flags)
+
+
+def identity_command_problems(r: Resolver, *steps: Callable[[], object]) -> None:
+    """Every problem of a command that assumes the role (login, credentials): the variables'
+    names, the identity, a given External ID, then the command's own `steps`; two or more are
+    raised together."""
+    problems = Problems()
+    unknown_variables(r.env, problems)
+    identity_problems(r, problems)
+    found = r.get("external_id")
+    if found:
+        problems.attempt(partial(validate.external_id, *found))
+    for step in steps:
+        problems.attempt(step)
+    problems.raise_several()
