@@ -20,9 +20,9 @@ if [ -e "$VENV" ]; then
   echo "rebuilding $VENV: it has no working python and pip (left half-made by an earlier run)"
   rm -rf "$VENV"
 fi
-if ! python3 -m venv "$VENV" >"${TMPDIR:-/tmp}/make-venv.$$.log" 2>&1; then
+# venv's own message on failure is a screen of ensurepip advice; ours is one line, with its
+# last line kept for a cause other than the missing python3-venv.
+if ! output=$(python3 -m venv "$VENV" 2>&1); then
   rm -rf "$VENV"
-  rm -f "${TMPDIR:-/tmp}/make-venv.$$.log"
-  fail "python3 -m venv failed (Debian keeps venv apart): apt-get install python3-venv"
+  fail "python3 -m venv failed (${output##*$'\n'}); Debian keeps venv apart: apt-get install python3-venv"
 fi
-rm -f "${TMPDIR:-/tmp}/make-venv.$$.log"
