@@ -30,7 +30,8 @@ from gitlab_xacct.registry.auth import push_scope
 from gitlab_xacct.registry.image import Blob
 from gitlab_xacct.registry.retry import RETRY_STATUSES, Again, NoAnswer, answer, repeat, retry_after
 from gitlab_xacct.registry.session import Session
-from gitlab_xacct.registry.transport import Response, TransportError
+from gitlab_xacct.registry.transport import Response
+from gitlab_xacct.registry.transport_errors import TransportError
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,8 @@ from gitlab_xacct.registry.retry import (
     with_attempts,
 )
 from gitlab_xacct.registry.session import Session
-from gitlab_xacct.registry.transport import Response, TransportError
+from gitlab_xacct.registry.transport import Response
+from gitlab_xacct.registry.transport_errors import TransportError
 
 log = logging.getLogger(__name__)
 

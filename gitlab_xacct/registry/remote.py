@@ -51,7 +51,8 @@ from gitlab_xacct.registry.oci_layout import (
     parse_object,
     sha256_digest,
 )
-from gitlab_xacct.registry.transport import Transport, TransportError
+from gitlab_xacct.registry.transport import Transport
+from gitlab_xacct.registry.transport_errors import TransportError
 from gitlab_xacct.secrets import Secret
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from gitlab_xacct.config.engine import Network
 from gitlab_xacct.errors import RegistryUnreachable
-from gitlab_xacct.registry.transport import ConnectTimeout, ReadTimeout, TransportError
+from gitlab_xacct.registry.transport_errors import ConnectTimeout, ReadTimeout, TransportError
 
 if TYPE_CHECKING:
     from gitlab_xacct.registry.transport import Response

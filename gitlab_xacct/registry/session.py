@@ -32,14 +32,8 @@ from gitlab_xacct.registry.retry import (
     retry_after,
     with_attempts,
 )
-from gitlab_xacct.registry.transport import (
-    Body,
-    ProxyRefused,
-    Response,
-    TLSError,
-    Transport,
-    TransportError,
-)
+from gitlab_xacct.registry.transport import Body, Response, Transport
+from gitlab_xacct.registry.transport_errors import ProxyRefused, TLSError, TransportError
 from gitlab_xacct.secrets import mask
 
 log = logging.getLogger(__name__)

@@ -25,8 +25,7 @@ from __future__ import annotations
 import io
 import os
 import re
-import ssl
-from collections.abc import Iterable, Iterator, Mapping, Sized
+from collections.abc import Iterable, Mapping, Sized
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
@@ -38,6 +37,15 @@ from requests.structures import CaseInsensitiveDict
 from gitlab_xacct import network
 from gitlab_xacct.errors import PushError
 from gitlab_xacct.network import Proxy
+from gitlab_xacct.registry.transport_errors import (
+    DEFAULT_PORTS,
+    ReadTimeout,
+    TLSError,
+    TransportError,
+    mapped,
+    timed_out,
+    why,
+)
 
 if TYPE_CHECKING:
     from requests.adapters import _HostParams, _PoolKwargs
@@ -45,12 +53,10 @@ if TYPE_CHECKING:
 MAX_REDIRECTS = 10
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _BUFFERED_LIMIT = 1024 * 1024  # a non-streamed answer is read whole up to this, then cut
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 # A request target or header value with a control character or a line break could smuggle a
 # second request onto the connection: such input (a hostile Location, say) is refused.
 _UNSAFE_TARGET = re.compile(r"[\x00-\x20\x7f]")
 _UNSAFE_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-_TUNNEL = re.compile(r"Tunnel connection failed: (\d{3})\s*([^'\")]*)")
 
 Headers = CaseInsensitiveDict
 # Our own warning names a host listed as insecure, once (remote.connect); urllib3's would
@@ -63,36 +69,6 @@ class StreamedBody(Sized, Iterable[bytes], Protocol):
 
 
 Body = bytes | StreamedBody | None
-
-
-class TransportError(Exception):
-    """No HTTP answer. `reason` says why in a few words, for log lines and errors."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class ConnectTimeout(TransportError):
-    """No connection within the connect timeout."""
-
-
-class ReadTimeout(TransportError):
-    """Connected, then nothing read within the read timeout."""
-
-
-class ProxyRefused(TransportError):
-    """The proxy answered, and refused: its answer (a 407, a 403) is final, not worth another
-    try and never a reason to go around it."""
-
-
-class TLSError(TransportError):
-    """The TLS handshake failed; `certificate`: because the peer's certificate was not trusted
-    (never worth another try, never a reason to fall back to plain HTTP)."""
-
-    def __init__(self, reason: str, *, certificate: bool) -> None:
-        super().__init__(reason)
-        self.certificate = certificate
 
 
 class Response:
@@ -126,9 +102,9 @@ class Response:
             count: int = self._body.readinto(buffer) or 0
         except (OSError, urllib3.exceptions.HTTPError) as exc:
             self.close()
-            if _timed_out(exc):
+            if timed_out(exc):
                 raise ReadTimeout("read timed out") from None
-            raise TransportError(f"the answer broke off ({_why(exc)})") from None
+            raise TransportError(f"the answer broke off ({why(exc)})") from None
         if not count:
             self.close()
         return count
@@ -302,7 +278,7 @@ class Transport:
         stream: bool,
     ) -> Response:
         parts = urlsplit(url)
-        if parts.scheme.lower() not in _DEFAULT_PORTS or not parts.hostname:
+        if parts.scheme.lower() not in DEFAULT_PORTS or not parts.hostname:
             raise TransportError(f"not an http(s) URL: {url!r}")
         _check_safe(method, url, headers)
         proxy = self.proxy(url)
@@ -323,7 +299,7 @@ class Transport:
                 proxies=proxies,
             )
         except requests.RequestException as exc:
-            raise _mapped(exc, url, proxy, timeout) from None
+            raise mapped(exc, url, proxy, timeout) from None
         raw = answer.raw
         response = Response(
             answer.status_code,
@@ -372,128 +348,13 @@ def _buffer(response: Response) -> None:
     response._release = None
 
 
-# ---- errors ----------------------------------------------------------------------------------
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """`exc` and what it wraps (requests wraps urllib3, which wraps OSErrors), at most 20."""
-    seen: list[BaseException] = []
-    todo: list[BaseException] = [exc]
-    while todo and len(seen) < 20:
-        current = todo.pop(0)
-        if any(current is s for s in seen):
-            continue
-        seen.append(current)
-        yield current
-        inner = [getattr(current, "reason", None), current.__cause__, current.__context__]
-        inner += [a for a in getattr(current, "args", ()) if isinstance(a, BaseException)]
-        todo += [i for i in inner if isinstance(i, BaseException)]
-
-
-def _timed_out(exc: BaseException) -> bool:
-    """A timeout somewhere in the chain (urllib3 counts a refused connection as a connect
-    timeout, NewConnectionError: that one is not)."""
-    return any(
-        isinstance(c, TimeoutError | urllib3.exceptions.TimeoutError)
-        and not isinstance(c, urllib3.exceptions.NewConnectionError)
-        for c in _causes(exc)
-    )
-
-
-def _mapped(
-    exc: requests.RequestException, url: str, proxy: Proxy | None, timeout: tuple[float, float]
-) -> TransportError:
-    parts = urlsplit(url)
-    where = f"{parts.hostname}:{parts.port or _DEFAULT_PORTS[parts.scheme.lower()]}"
-    if isinstance(exc, requests.exceptions.ProxyError) and proxy is not None:
-        return _proxy_error(exc, proxy, where, timeout)
-    if isinstance(exc, requests.exceptions.SSLError):
-        return _tls_error(exc)
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return ConnectTimeout(f"no connection to {where} within {timeout[0]:g} s")
-    if isinstance(exc, requests.exceptions.ReadTimeout) or _timed_out(exc):
-        return ReadTimeout("read timed out")
-    if isinstance(exc, requests.exceptions.InvalidHeader | requests.exceptions.InvalidURL):
-        return TransportError(f"not a valid request ({exc})")
-    return TransportError(_why(exc))
-
-
-def _proxy_error(
-    exc: BaseException, proxy: Proxy, where: str, timeout: tuple[float, float]
-) -> TransportError:
-    for cause in _causes(exc):
-        match = _TUNNEL.search(str(cause))
-        if match:
-            status, reason = match[1], match[2].strip()
-            return ProxyRefused(
-                f"the proxy {proxy.name} refused to connect to {where} "
-                f"(HTTP {status}{' ' + reason if reason else ''})"
-            )
-    if _timed_out(exc):
-        return ConnectTimeout(f"the proxy {proxy.name}: no answer within {timeout[0]:g} s")
-    return TransportError(f"the proxy {proxy.name}: {_why(exc)}")
-
-
-def _tls_error(exc: BaseException) -> TLSError:
-    for cause in _causes(exc):
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return TLSError(f"{cause.verify_message or cause.reason}", certificate=True)
-        if isinstance(cause, ssl.CertificateError):
-            return TLSError(str(cause), certificate=True)
-    for cause in _causes(exc):
-        if isinstance(cause, ssl.SSLError):
-            return TLSError(f"TLS handshake failed ({cause.reason or cause})", certificate=False)
-    return TLSError(f"TLS handshake failed ({_why(exc)})", certificate=False)
-
-
-# Most specific first: all of them are OSErrors.
-_WORDS: tuple[tuple[type[BaseException], str], ...] = (
-    (TimeoutError, "read timed out"),
-    (ConnectionRefusedError, "connection refused"),
-    (ConnectionResetError, "connection reset by peer"),
-    (ConnectionAbortedError, "connection aborted"),
-    (BrokenPipeError, "connection broken (broken pipe)"),
-)
-
-
-def _why(exc: BaseException) -> str:
-    causes = list(_causes(exc))
-    for cause in causes:
-        words = _words(cause)
-        if words:
-            return words
-    for cause in reversed(causes):
-        if isinstance(cause, OSError) and cause.strerror:
-            return cause.strerror.lower()
-    return type(exc).__name__
-
-
-def _words(cause: BaseException) -> str:
-    """A few words for one link of the chain, "" when it says nothing we can name."""
-    import http.client
-    import socket
-
-    if isinstance(cause, http.client.RemoteDisconnected):
-        return "connection closed without an answer"
-    if isinstance(cause, http.client.IncompleteRead | urllib3.exceptions.IncompleteRead):
-        return "connection closed mid-body"
-    for kind, words in _WORDS:
-        if isinstance(cause, kind):
-            return words
-    if isinstance(cause, socket.gaierror):
-        return f"host name not found{' (DNS)' if cause.errno == socket.EAI_AGAIN else ''}"
-    if isinstance(cause, http.client.BadStatusLine):
-        return "not an HTTP answer"
-    return ""
-
-
 # ---- headers ---------------------------------------------------------------------------------
 
 
 def _origin(url: str) -> tuple[str, int]:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    return (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme, 0)
+    return (parts.hostname or "").lower(), parts.port or DEFAULT_PORTS.get(scheme, 0)
 
 
 def _same_origin(before: str, after: str) -> bool:
@@ -501,8 +362,8 @@ def _same_origin(before: str, after: str) -> bool:
     old, new = urlsplit(before), urlsplit(after)
     if (old.hostname or "").lower() != (new.hostname or "").lower():
         return False
-    old_port = old.port or _DEFAULT_PORTS.get(old.scheme, 0)
-    new_port = new.port or _DEFAULT_PORTS.get(new.scheme, 0)
+    old_port = old.port or DEFAULT_PORTS.get(old.scheme, 0)
+    new_port = new.port or DEFAULT_PORTS.get(new.scheme, 0)
     if old.scheme == new.scheme:
         return old_port == new_port
     return (old.scheme, new.scheme, old_port, new_port) == ("http", "https", 80, 443)

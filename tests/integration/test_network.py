@@ -21,7 +21,8 @@ import botocore.session
 import pytest
 
 from gitlab_xacct.aws.credentials import client, new_session
-from gitlab_xacct.registry.transport import TLSError, Transport
+from gitlab_xacct.registry.transport import Transport
+from gitlab_xacct.registry.transport_errors import TLSError
 from tests.standins.servers import stop_process
 
 TIMEOUT = (5.0, 5.0)

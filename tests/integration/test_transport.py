@@ -18,11 +18,11 @@ import pytest
 
 from gitlab_xacct.errors import ConfigError, PushError
 from gitlab_xacct.network import bypasses, proxy_for
-from gitlab_xacct.registry.transport import (
+from gitlab_xacct.registry.transport import Transport
+from gitlab_xacct.registry.transport_errors import (
     ConnectTimeout,
     ReadTimeout,
     TLSError,
-    Transport,
     TransportError,
 )
 

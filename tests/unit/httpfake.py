@@ -18,7 +18,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from gitlab_xacct.registry.client import Registry
-from gitlab_xacct.registry.transport import Body, Response, Transport, TransportError
+from gitlab_xacct.registry.transport import Body, Response, Transport
+from gitlab_xacct.registry.transport_errors import TransportError
 
 HOST = "registry.test"
 REALM = "https://auth.test/token"

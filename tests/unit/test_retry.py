@@ -17,7 +17,8 @@ from gitlab_xacct.jobs.copy import CopySettings
 from gitlab_xacct.registry.client import Credentials, Registry
 from gitlab_xacct.registry.image import OCI_LAYER_TAR, OCI_MANIFEST, Blob
 from gitlab_xacct.registry.retry import retry_after
-from gitlab_xacct.registry.transport import ReadTimeout, Response, TransportError
+from gitlab_xacct.registry.transport import Response
+from gitlab_xacct.registry.transport_errors import ReadTimeout, TransportError
 from gitlab_xacct.secrets import Secret
 from tests.unit.httpfake import HOST, REALM, FakeRegistry, Seen, digest
 
