@@ -20,6 +20,7 @@ import io
 import logging
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import partial
 from typing import BinaryIO
 from urllib.parse import urljoin, urlsplit
@@ -106,57 +107,90 @@ def _monolithic(registry: Session, repository: str, blob: Blob) -> None:
     _finish(registry, response, blob, reused)
 
 
+@dataclass(slots=True)
+class _Resumable:
+    """A chunked upload in progress: where to send the next chunk, how far the registry holds
+    the blob, what reads it, whether the session was a mount's; `reason`: why the last try
+    broke off."""
+
+    url: str
+    reader: _Reader
+    reused: bool
+    offset: int = 0
+    reason: str = ""
+
+
 def _chunked(registry: Session, repository: str, blob: Blob) -> None:
     url, reused = _open_session(registry, repository, blob)
     reader = _Reader(blob)
-    offset = resumes = 0
-    try:
-        while offset < blob.size:
-            length = min(registry.chunk_size, blob.size - offset)
-            try:
-                response: Response | None = registry.send(
-                    "PATCH",
-                    url,
-                    scopes=_scopes(repository),
-                    body=partial(reader.piece, offset, length),
-                    headers={
-                        "Content-Type": _OCTETS,
-                        "Content-Range": f"{offset}-{offset + length - 1}",
-                    },
-                )
-                reason = ""
-            except RegistryUnreachable as exc:
-                response, reason = None, _short(exc)
-            if response is not None and response.status_code == 202:
-                url = _location(registry, response, url)
-                offset = _held(response.headers.get("Range"), offset, offset + length, blob)
-                continue
-            if response is not None:
-                status = response.status_code
-                if status == 404:
-                    raise _Transient(_lost(response, reused))
-                if status < 500 and status not in (408, 416, 429):
-                    registry.check(response, f"upload of {blob.digest} (PATCH)", (202,))
-                reason = answer(response)
-            resumes += 1
-            if resumes > registry.network.retries:
-                raise _Transient(f"{reason}, {resumes - 1} resumes already")
-            if response is not None:  # the registry answered, so it is there but struggling
-                later = retry_after(response)
-                registry.network.sleep(registry.network.delay(resumes, later))
-            url, offset = _status(registry, repository, url, offset, blob)
-            log.warning(
-                "upload of %s interrupted (%s); resuming at byte %d", blob.digest, reason, offset
+    upload = _Resumable(url, reader, reused)
+
+    def step(attempt: int, last: bool) -> None:
+        if attempt > 1:  # resume where the registry says it is
+            upload.url, upload.offset = _status(
+                registry, repository, upload.url, upload.offset, blob
             )
+            log.warning(
+                "upload of %s interrupted (%s); resuming at byte %d",
+                blob.digest, upload.reason, upload.offset,
+            )  # fmt: skip
+        _send_chunks(registry, repository, blob, upload)
+
+    try:
+        # Resumes: the same policy as every retry, except that a connection that broke is
+        # resumed at once (only an answer from a struggling registry is waited out).
+        repeat(registry.network, registry.network.attempts, step, lambda *_: None)
         try:
             response = registry.send(
-                "PUT", _with_digest(url, blob.digest), scopes=_scopes(repository)
+                "PUT", _with_digest(upload.url, blob.digest), scopes=_scopes(repository)
             )
         except RegistryUnreachable as exc:
             raise _Transient(str(exc)) from None
         _finish(registry, response, blob, reused=False)
     finally:
         reader.close()
+
+
+def _send_chunks(registry: Session, repository: str, blob: Blob, upload: _Resumable) -> None:
+    """PATCH the chunks from `upload.offset` to the end; a break worth resuming is `Again`."""
+    while upload.offset < blob.size:
+        offset = upload.offset
+        length = min(registry.chunk_size, blob.size - offset)
+        try:
+            response: Response | None = registry.send(
+                "PATCH",
+                upload.url,
+                scopes=_scopes(repository),
+                body=partial(upload.reader.piece, offset, length),
+                headers={
+                    "Content-Type": _OCTETS,
+                    "Content-Range": f"{offset}-{offset + length - 1}",
+                },
+            )
+            reason = ""
+        except RegistryUnreachable as exc:
+            response, reason = None, _short(exc)
+        if response is not None and response.status_code == 202:
+            upload.url = _location(registry, response, upload.url)
+            upload.offset = _held(response.headers.get("Range"), offset, offset + length, blob)
+            continue
+        later = None
+        if response is not None:
+            status = response.status_code
+            if status == 404:
+                raise _Transient(_lost(response, upload.reused))
+            if status < 500 and status not in (408, 416, 429):
+                registry.check(response, f"upload of {blob.digest} (PATCH)", (202,))
+            reason, later = answer(response), retry_after(response)
+        upload.reason = reason
+        # The registry answered, so it is there but struggling: wait. No answer: resume now.
+        give_up = partial(_resumes_spent, reason)
+        raise Again(reason, give_up=give_up, later=later, wait=response is not None)
+
+
+def _resumes_spent(reason: str, attempts: int) -> _Transient:
+    """Past the bound on resumes: the whole upload starts over (upload_blob's loop)."""
+    return _Transient(f"{reason}, {attempts - 1} resumes already")
 
 
 def _status(

@@ -47,11 +47,13 @@ class Again(Exception):
         *,
         give_up: Callable[[int], BaseException],
         later: float | None = None,
+        wait: bool = True,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.give_up = give_up
         self.later = later
+        self.wait = wait  # False: try again at once (a chunked upload resumed after a break)
 
 
 # (attempt that failed, why, seconds before the next): the warning a retry logs
@@ -69,9 +71,10 @@ def repeat(network: Network, attempts: int, step: Callable[[int, bool], T], paus
         except Again as again:
             if last:
                 raise again.give_up(attempt) from None
-            wait = network.delay(attempt, again.later)
+            wait = network.delay(attempt, again.later) if again.wait else 0.0
             pause(attempt, again.reason, wait)
-            network.sleep(wait)
+            if wait:
+                network.sleep(wait)
     raise AssertionError("attempts must be at least 1")
 
 

@@ -262,6 +262,34 @@ def test_a_chunk_dropping_every_time_fails_after_bounded_attempts() -> None:
     assert digest(DATA) not in server.blobs
 
 
+def test_a_broken_chunk_resumes_at_once_and_a_struggling_registry_is_waited_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr("gitlab_xacct.config.engine.time.sleep", waits.append)
+    server = FakeRegistry()
+    _, rule = drop_patch(2, after=1000)
+    server.drops.append(rule)  # type: ignore[arg-type]
+    with server.client(chunk_size=4096) as registry:
+        registry.upload_blob("team/app", blob_of(DATA))
+    assert waits == []  # no answer at all: resumed without a pause
+    busy = [True]
+
+    def answer_once(seen: Seen) -> tuple[int, dict[str, str], bytes] | None:
+        if seen.method == "PATCH" and busy:
+            busy.clear()
+            return 503, {"Retry-After": "7"}, b""
+        return None
+
+    server = FakeRegistry()
+    server.answers.append(answer_once)
+    with server.client(chunk_size=4096) as registry:
+        registry.upload_blob("team/app", blob_of(DATA))
+    assert server.blobs[digest(DATA)] == DATA
+    assert len(waits) == 1  # once
+    assert waits[0] >= 7  # the registry's Retry-After
+
+
 def test_a_lost_session_starts_the_upload_over() -> None:
     server = FakeRegistry()
     _, rule = drop_patch(2, after=0)
