@@ -6,8 +6,9 @@ the environment than on a command line every `ps` shows.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from gitlab_xacct.bootstrap import external_id
 from gitlab_xacct.bootstrap.options import (
@@ -17,6 +18,7 @@ from gitlab_xacct.bootstrap.options import (
     ROLE_OPTIONS,
 )
 from gitlab_xacct.config import validate
+from gitlab_xacct.config.problems import Problems, unknown_variables
 from gitlab_xacct.config.resolver import Resolver
 from gitlab_xacct.config.resolver import check_unknown_variables as _check_unknown
 from gitlab_xacct.errors import ConfigError
@@ -67,16 +69,13 @@ class RoleSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], flags: Mapping[str, object]) -> RoleSettings:
-        _check_unknown(env)
         r = Resolver(env, flags, ROLE_OPTIONS)
+        _role_problems(r)
+        _check_unknown(env)
         role_name = _role_name(*(r.get("role_name") or (DEFAULT_ROLE_NAME, "--role-name")))
         accounts = tuple(_account(v) for v in _values(r, "build_accounts"))
         principals = tuple(_principal(v) for v in _values(r, "build_principals"))
-        if not accounts and not principals:
-            raise ConfigError(
-                "--build-principal: not set; give the runner's role ARN with --build-principal "
-                "(recommended) or the BUILD account with --build-account"
-            )
+        _trusted(accounts, principals)
         repositories = tuple(_repository(v) for v in _values(r, "repositories"))
         managed = tuple(_managed_policy(v) for v in _values(r, "managed_policies"))
         allow_create = r.boolean("allow_create")
@@ -85,11 +84,7 @@ class RoleSettings:
                 "--managed-policy: give either --repository (an inline least-privilege policy) "
                 "or --managed-policy, not both"
             )
-        if not repositories and not managed:
-            raise ConfigError(
-                "--repository: not set; give the ECR repositories the role may push to "
-                "(wildcards allowed: team/*), or --managed-policy"
-            )
+        _permissions(repositories, managed)
         if allow_create and managed:
             raise ConfigError(
                 "--allow-create: only applies to the inline policy of --repository; a managed "
@@ -144,8 +139,16 @@ class BuildPolicySettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], flags: Mapping[str, object]) -> BuildPolicySettings:
-        _check_unknown(env)
         r = Resolver(env, flags, BUILD_POLICY_OPTIONS)
+        problems = Problems()
+        unknown_variables(env, problems)
+        required = partial(r.required, "role_arn", "the ARN of the OURTHING role to assume")
+        problems.attempt(lambda: validate.role_arn(*required()))
+        attach = r.get("attach_to_role")
+        if attach:
+            problems.attempt(partial(_role_name, *attach))
+        problems.raise_several()
+        _check_unknown(env)
         role = validate.role_arn(*r.required("role_arn", "the ARN of the OURTHING role to assume"))
         tag_flag = r.flag("tag_session")
         if isinstance(tag_flag, bool):
@@ -158,6 +161,48 @@ class BuildPolicySettings:
             role_arn=role,
             tag_session=tag_session,
             attach_to_role=_role_name(*attach) if attach else None,
+        )
+
+
+def _role_problems(r: Resolver) -> None:
+    """Every problem of `bootstrap role`'s flags in one run, a line each, as every command."""
+    problems = Problems()
+    unknown_variables(r.env, problems)
+    given = r.get("role_name")
+    if given:
+        problems.attempt(partial(_role_name, *given))
+    lists: tuple[tuple[str, Callable[[str], str]], ...] = (
+        ("build_accounts", _account),
+        ("build_principals", _principal),
+        ("repositories", _repository),
+        ("managed_policies", _managed_policy),
+    )
+    for dest, check in lists:
+        for value in _values(r, dest):
+            problems.attempt(partial(check, value))
+    problems.attempt(lambda: _trusted(_values(r, "build_accounts"), _values(r, "build_principals")))
+    repositories, managed = _values(r, "repositories"), _values(r, "managed_policies")
+    if not repositories and not managed:
+        problems.attempt(partial(_permissions, repositories, managed))
+    region = r.get("region") or r.fallback("AWS_REGION", "AWS_DEFAULT_REGION")
+    if region:
+        problems.attempt(partial(validate.region, *region))
+    problems.raise_several()
+
+
+def _trusted(accounts: Sequence[str], principals: Sequence[str]) -> None:
+    if not accounts and not principals:
+        raise ConfigError(
+            "--build-principal: not set; give the runner's role ARN with --build-principal "
+            "(recommended) or the BUILD account with --build-account"
+        )
+
+
+def _permissions(repositories: Sequence[str], managed: Sequence[str]) -> None:
+    if not repositories and not managed:
+        raise ConfigError(
+            "--repository: not set; give the ECR repositories the role may push to "
+            "(wildcards allowed: team/*), or --managed-policy"
         )
 
 

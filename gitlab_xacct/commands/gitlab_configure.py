@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from gitlab_xacct.commands import Command
 from gitlab_xacct.config import validate
 from gitlab_xacct.config.options import COMMON_OPTIONS, IDENTITY_OPTIONS, PUSH_OPTIONS, Option
+from gitlab_xacct.config.problems import Problems, unknown_variables
 from gitlab_xacct.config.resolver import Resolver, check_unknown_variables
 from gitlab_xacct.errors import ConfigError
 from gitlab_xacct.secrets import Secret
@@ -92,8 +93,9 @@ class ConfigureSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], flags: Mapping[str, object]) -> ConfigureSettings:
-        check_unknown_variables(env)
         r = Resolver(env, flags, OPTIONS)
+        _every_problem(r)
+        check_unknown_variables(env)
         kind, ident, ident_origin = _target(r)
         values = _values(r)
         lint = r.boolean("lint")
@@ -118,6 +120,21 @@ class ConfigureSettings:
             lint_file=lint_file,
             lint_content=lint_content,
         )
+
+
+def _every_problem(r: Resolver) -> None:
+    """Every problem of the flags and variables in one run, a line each, as every command."""
+    problems = Problems()
+    unknown_variables(r.env, problems)
+    target = problems.attempt(lambda: _target(r))
+    problems.attempt(lambda: _values(r))
+    lint = problems.attempt(lambda: r.boolean("lint"))
+    if lint and target is not None and target[0] == "project":
+        problems.attempt(lambda: _ci_file(r))
+    problems.attempt(lambda: _token(r))
+    problems.attempt(lambda: _url(r))
+    problems.attempt(lambda: _scope(r))
+    problems.raise_several()
 
 
 def _target(r: Resolver) -> tuple[Literal["project", "group"], str, str]:

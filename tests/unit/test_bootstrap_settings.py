@@ -88,7 +88,8 @@ def test_bad_input_names_its_flag(argv: tuple[str, ...], flag: str, words: str) 
 
 
 def test_bad_input_through_main_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    code = cli.main(["bootstrap", "role", "--build-account", "12345"], env={})
+    argv = ["bootstrap", "role", "--build-account", "12345", "--repository", "team/app"]
+    code = cli.main([*argv, "--region", "eu-west-1"], env={})  # one problem: one line
     out, err = capsys.readouterr()
     assert code == 2
     assert out == ""

@@ -118,3 +118,29 @@ def test_copy_lists_every_problem(capsys: pytest.CaptureFixture[str]) -> None:
         "XACCT_CHUNK_SIZE",
         "XACCT_PARALLELISM",
     ]
+
+
+def test_bootstrap_role_lists_every_problem(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bootstrap", "role", "--role-name", "arn:aws:iam::1:role/x", "--region", "Europe"]
+    assert command_errors(argv, {}, capsys) == [
+        "--role-name",
+        "--build-principal",
+        "--repository",
+        "--region",
+    ]
+
+
+def test_bootstrap_build_policy_lists_every_problem(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bootstrap", "build-policy", "--attach-to-role", "no spaces allowed"]
+    assert command_errors(argv, {"XACCT_RGION": "x"}, capsys) == [
+        "XACCT_RGION",
+        "XACCT_ROLE_ARN (--role-arn)",
+        "--attach-to-role",
+    ]
+
+
+def test_gitlab_configure_lists_every_problem(capsys: pytest.CaptureFixture[str]) -> None:
+    env = {"CI_SERVER_URL": "ftp://example.org", "XACCT_REGION": "eu-west-1"}
+    named = command_errors(["gitlab", "configure"], env, capsys)
+    assert len(named) == 3, named
+    assert "CI_SERVER_URL" in named
