@@ -181,9 +181,9 @@ def _role_problems(r: Resolver) -> None:
         for value in _values(r, dest):
             problems.attempt(partial(check, value))
     problems.attempt(lambda: _trusted(_values(r, "build_accounts"), _values(r, "build_principals")))
-    repositories, managed = _values(r, "repositories"), _values(r, "managed_policies")
-    if not repositories and not managed:
-        problems.attempt(partial(_permissions, repositories, managed))
+    problems.attempt(
+        lambda: _permissions(_values(r, "repositories"), _values(r, "managed_policies"))
+    )
     region = r.get("region") or r.fallback("AWS_REGION", "AWS_DEFAULT_REGION")
     if region:
         problems.attempt(partial(validate.region, *region))

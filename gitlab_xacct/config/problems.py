@@ -38,8 +38,8 @@ _SINGLE_VALUES: tuple[tuple[str, Callable[[str, str], object]], ...] = (
 class Problems:
     """The ConfigErrors of steps that do not depend on one another, in order."""
 
-    def __init__(self) -> None:
-        self.found: list[str] = []
+    def __init__(self, found: list[str] | None = None) -> None:
+        self.found: list[str] = found or []
 
     def attempt(self, step: Callable[[], T]) -> T | None:
         try:
@@ -79,9 +79,7 @@ def settings_problems(r: Resolver, *, push: Resolver, image: bool) -> list[str]:
         problems.attempt(lambda: registry_endpoint(r))
         problems.attempt(lambda: repository(r))
     if image:
-        found = r.get("external_id")
-        if found:
-            problems.attempt(partial(validate.external_id, *found))
+        given_external_id(r, problems)
     problems.attempt(lambda: engine_options(push))
     problems.attempt(lambda: platform_list(push))
     problems.attempt(lambda: resolve_report(push, "dotenv"))
@@ -120,10 +118,15 @@ def push_settings(env: Mapping[str, str], flags: Mapping[str, object]) -> PushSe
     """PushSettings, or every problem at once: one problem is its ConfigError as before, several
     are a ConfigErrors that the CLI prints one line each."""
     r = Resolver(env, flags, PushSettings.OPTIONS)
-    problems = Problems()
-    problems.found = settings_problems(r, push=r, image=True)
-    problems.raise_several()
+    Problems(settings_problems(r, push=r, image=True)).raise_several()
     return PushSettings.from_env(env, flags)
+
+
+def given_external_id(r: Resolver, problems: Problems) -> None:
+    """A given External ID against the one rule (the doctor checks its own, with more words)."""
+    found = r.get("external_id")
+    if found:
+        problems.attempt(partial(validate.external_id, *found))
 
 
 def identity_command_problems(r: Resolver, *steps: Callable[[], object]) -> None:
@@ -133,9 +136,7 @@ def identity_command_problems(r: Resolver, *steps: Callable[[], object]) -> None
     problems = Problems()
     unknown_variables(r.env, problems)
     identity_problems(r, problems)
-    found = r.get("external_id")
-    if found:
-        problems.attempt(partial(validate.external_id, *found))
+    given_external_id(r, problems)
     for step in steps:
         problems.attempt(step)
     problems.raise_several()
