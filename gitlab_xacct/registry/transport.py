@@ -168,7 +168,8 @@ class _Adapter(HTTPAdapter):
         host, pool = super().build_connection_pool_key_attributes(request, verify, cert)
         pool.pop("ca_certs", None)
         pool.pop("ca_cert_dir", None)
-        pool["ssl_context"] = network.ssl_context(self._env, verify=bool(verify))
+        if host.get("scheme") == "https":  # loading the trust store is ~40 ms of CPU: only for TLS
+            pool["ssl_context"] = network.ssl_context(self._env, verify=bool(verify))
         return host, pool
 
     def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:

@@ -8,7 +8,7 @@ import socket
 import ssl
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from gitlab_xacct import network
 from gitlab_xacct.errors import ConfigError, PushError
 from gitlab_xacct.network import bypasses, proxy_for
 from gitlab_xacct.registry.transport import Transport
@@ -158,6 +159,24 @@ def test_keep_alive_connections_are_reused(peer: Peer, transport: Transport) -> 
     assert head.status_code == 200
     assert len({s.connection for s in peer.seen}) == 1
     assert peer.seen[0].headers["User-Agent"] == "test/1"
+
+
+def test_plain_http_never_loads_the_trust_store(
+    peer: Peer, transport: Transport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading the system store is ~40 ms of CPU: a run whose registries speak plain HTTP
+    (loopback, a listed insecure host) should not pay it."""
+    built: list[bool] = []
+    real = network.ssl_context
+
+    def recording(env: Mapping[str, str], *, verify: bool = True) -> ssl.SSLContext:
+        built.append(verify)
+        return real(env, verify=verify)
+
+    monkeypatch.setattr(network, "ssl_context", recording)
+    peer.routes["/v2/"] = (200, {}, b"{}")
+    assert transport.request("GET", f"{peer.url}/v2/", timeout=TIMEOUT).status_code == 200
+    assert built == []
     assert peer.seen[0].headers["Host"] == peer.host
 
 
