@@ -76,8 +76,16 @@ def failure(exc: ClientError | BotoCoreError, action: str, admin: Admin) -> Xacc
     return IdentityError(f"{action} failed in account {admin.account}: {_text(exc)}")
 
 
-def iam_document(value: Any) -> PolicyDocument:
-    """botocore decodes IAM's URL-encoded documents to dicts; a string is decoded here."""
-    if isinstance(value, str):
-        return dict(json.loads(unquote(value)))
-    return dict(value)
+def iam_document(value: Any, what: str) -> PolicyDocument:
+    """botocore decodes IAM's URL-encoded documents to dicts; a string is decoded here. What is
+    not a JSON object (a stand-in's Python repr, say) is said as such, naming `what`."""
+    try:
+        document = json.loads(unquote(value)) if isinstance(value, str) else value
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        raise IdentityError(
+            f"IAM returned {what} that is not a JSON policy document; look at it in the IAM "
+            "console, then fix or delete it"
+        )
+    return dict(document)

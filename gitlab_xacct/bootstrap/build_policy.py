@@ -66,7 +66,8 @@ def attach(admin: Admin, settings: BuildPolicySettings, role_name: str) -> Attac
     current = None
     try:
         current = iam_document(
-            client.get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"]
+            client.get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"],
+            f"the inline policy {name} of role {role_name}",
         )
     except ClientError as exc:
         if code(exc) != "NoSuchEntity":

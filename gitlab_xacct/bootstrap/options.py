@@ -8,6 +8,9 @@ XACCT_* variable; `--external-id`, `--region` and `--role-arn` reuse the job's o
 from __future__ import annotations
 
 from gitlab_xacct.config.options import COMMON_OPTIONS, IDENTITY_OPTIONS, Option
+from gitlab_xacct.iac import options as as_code
+
+FORMATS = (as_code.CLOUDFORMATION, as_code.TERRAFORM)
 
 DEFAULT_ROLE_NAME = "gitlab-xacct-push"
 DEFAULT_AUDIENCE = "sts.amazonaws.com"  # what docs/identity.md and docs/gitlab-ci.md put in aud
@@ -49,6 +52,7 @@ ROLE_OPTIONS: tuple[Option, ...] = (
     Option("check", "", "--check", "bool",
            "compare the existing role with these flags, one line per difference; exit 3 when "
            "there is one"),
+    *as_code.options(FORMATS),
     *COMMON_OPTIONS,
 )  # fmt: skip
 
@@ -59,5 +63,6 @@ BUILD_POLICY_OPTIONS: tuple[Option, ...] = (
     Option("attach_to_role", "", "--attach-to-role", "value",
            "put the policy inline on this role of the current account (the runner's role) "
            "instead of printing it", "NAME"),
+    *as_code.options(FORMATS),
     *COMMON_OPTIONS,
 )  # fmt: skip

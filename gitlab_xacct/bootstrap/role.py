@@ -16,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from gitlab_xacct.aws import iam as policies
 from gitlab_xacct.bootstrap import compare, external_id
 from gitlab_xacct.bootstrap.aws import Admin, code, failure, iam_document
+from gitlab_xacct.bootstrap.documents import RoleDocuments, role_documents
 from gitlab_xacct.bootstrap.settings import RoleSettings
 from gitlab_xacct.errors import ConfigError
 from gitlab_xacct.secrets import Secret
@@ -75,7 +76,8 @@ def read(admin: Admin, name: str) -> RoleState | None:
         inline = None
         if INLINE_POLICY in names:
             inline = iam_document(
-                client.get_role_policy(RoleName=name, PolicyName=INLINE_POLICY)["PolicyDocument"]
+                client.get_role_policy(RoleName=name, PolicyName=INLINE_POLICY)["PolicyDocument"],
+                f"the inline policy {INLINE_POLICY} of role {name}",
             )
         attached = [
             policy
@@ -86,7 +88,7 @@ def read(admin: Admin, name: str) -> RoleState | None:
         raise failure(exc, "iam:ListRolePolicies/GetRolePolicy", admin) from None
     return RoleState(
         arn=role["Arn"],
-        trust=iam_document(role.get("AssumeRolePolicyDocument", {})),
+        trust=iam_document(role.get("AssumeRolePolicyDocument", {}), f"the trust of role {name}"),
         inline=inline,
         attached=tuple(sorted(p["PolicyArn"] for p in attached if "PolicyArn" in p)),
         other_inline=tuple(sorted(n for n in names if n != INLINE_POLICY)),
@@ -95,52 +97,27 @@ def read(admin: Admin, name: str) -> RoleState | None:
 
 def plan(settings: RoleSettings, admin: Admin, state: RoleState | None) -> Plan:
     secret, source = _choose_external_id(settings, state)
-    oidc = None
-    if settings.oidc is not None:
-        if settings.oidc.account != admin.account:
-            raise ConfigError(
-                f"--gitlab-oidc-provider: the provider is in account {settings.oidc.account}, "
-                f"but the role is created in {admin.account}; a role can only trust an IAM OIDC "
-                "provider of its own account (create one there for your GitLab host)"
-            )
-        oidc = policies.OidcTrust(
-            provider_arn=settings.oidc.provider_arn,
-            audience=settings.oidc.audience,
-            project_path=settings.oidc.project_path,
+    if settings.oidc is not None and settings.oidc.account != admin.account:
+        raise ConfigError(
+            f"--gitlab-oidc-provider: the provider is in account {settings.oidc.account}, "
+            f"but the role is created in {admin.account}; a role can only trust an IAM OIDC "
+            "provider of its own account (create one there for your GitLab host)"
         )
 
-    def trust(value: str) -> policies.PolicyDocument:
-        return policies.trust_policy(
-            principal_arns=settings.principal_arns(admin.partition),
-            external_id=value,
-            tag_session=settings.tag_session,
-            oidc=oidc,
+    def filled(value: str) -> RoleDocuments:
+        return role_documents(
+            settings, partition=admin.partition, account=admin.account, external_id=value
         )
 
-    permissions = None
-    if settings.repositories:
-        region = settings.region or ""
-        arns = [
-            policies.repository_arn(admin.partition, region, admin.account, name)
-            for name in settings.repositories
-        ]
-        permissions = policies.push_policy(repository_arns=arns, allow_create=settings.allow_create)
-    managed = tuple(
-        sorted(
-            {
-                name if name.startswith("arn:") else f"arn:{admin.partition}:iam::aws:policy/{name}"
-                for name in settings.managed_policies
-            }
-        )
-    )
+    documents = filled(secret.reveal())
     role_arn = state.arn if state else f"arn:{admin.partition}:iam::{admin.account}:role/"
     return Plan(
         role_name=settings.role_name,
         role_arn=role_arn if state else role_arn + settings.role_name,
-        trust=trust(secret.reveal()),
-        printable_trust=trust(PLACEHOLDER),
-        permissions=permissions,
-        managed=managed,
+        trust=documents.trust,
+        printable_trust=filled(PLACEHOLDER).trust,
+        permissions=documents.permissions,
+        managed=documents.managed,
         external_id=secret,
         id_source=source,
     )

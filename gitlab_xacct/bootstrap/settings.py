@@ -15,6 +15,7 @@ from gitlab_xacct.bootstrap.options import (
     BUILD_POLICY_OPTIONS,
     DEFAULT_AUDIENCE,
     DEFAULT_ROLE_NAME,
+    FORMATS,
     ROLE_OPTIONS,
 )
 from gitlab_xacct.config import validate
@@ -22,6 +23,8 @@ from gitlab_xacct.config.problems import Problems, unknown_variables
 from gitlab_xacct.config.resolver import Resolver
 from gitlab_xacct.config.resolver import check_unknown_variables as _check_unknown
 from gitlab_xacct.errors import ConfigError
+from gitlab_xacct.iac.options import AsCode
+from gitlab_xacct.iac.options import resolve as resolve_as_code
 from gitlab_xacct.secrets import Secret
 
 _ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}")
@@ -66,6 +69,7 @@ class RoleSettings:
     region: str | None
     dry_run: bool
     check: bool
+    as_code: AsCode | None = None  # --format: write the role as code instead of making it
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], flags: Mapping[str, object]) -> RoleSettings:
@@ -109,6 +113,7 @@ class RoleSettings:
         dry_run, check = r.boolean("dry_run"), r.boolean("check")
         if dry_run and check:
             raise ConfigError("--check: --dry-run and --check exclude each other; give one")
+        as_code = resolve_as_code(r, FORMATS, external_id=secret, excludes=("dry_run", "check"))
         return cls(
             role_name=role_name,
             build_accounts=accounts,
@@ -124,6 +129,7 @@ class RoleSettings:
             region=region,
             dry_run=dry_run,
             check=check,
+            as_code=as_code,
         )
 
     def principal_arns(self, partition: str) -> list[str]:
@@ -136,6 +142,7 @@ class BuildPolicySettings:
     role_arn: validate.RoleArn
     tag_session: bool
     attach_to_role: str | None
+    as_code: AsCode | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], flags: Mapping[str, object]) -> BuildPolicySettings:
@@ -147,6 +154,7 @@ class BuildPolicySettings:
         attach = r.get("attach_to_role")
         if attach:
             problems.attempt(partial(_role_name, *attach))
+        problems.attempt(lambda: resolve_as_code(r, FORMATS, external_id=None))
         problems.raise_several()
         _check_unknown(env)
         role = validate.role_arn(*r.required("role_arn", "the ARN of the OURTHING role to assume"))
@@ -161,6 +169,7 @@ class BuildPolicySettings:
             role_arn=role,
             tag_session=tag_session,
             attach_to_role=_role_name(*attach) if attach else None,
+            as_code=resolve_as_code(r, FORMATS, external_id=None),
         )
 
 
@@ -187,6 +196,15 @@ def _role_problems(r: Resolver) -> None:
     region = r.get("region") or r.fallback("AWS_REGION", "AWS_DEFAULT_REGION")
     if region:
         problems.attempt(partial(validate.region, *region))
+    given = r.get("external_id")
+    problems.attempt(
+        lambda: resolve_as_code(
+            r,
+            FORMATS,
+            external_id=Secret(given[0]) if given else None,
+            excludes=("dry_run", "check"),
+        )
+    )
     problems.raise_several()
 
 

@@ -16,6 +16,10 @@ from gitlab_xacct.commands import Command
 
 def run_role(env: Mapping[str, str], flags: Mapping[str, object]) -> int:
     settings = RoleSettings.from_env(env, flags)
+    if settings.as_code is not None:
+        from gitlab_xacct.iac import emit
+
+        return emit.role(settings, settings.as_code)
     from gitlab_xacct.bootstrap import run  # boto3: only when the command runs
 
     return run.run_role(settings, env)
@@ -23,6 +27,10 @@ def run_role(env: Mapping[str, str], flags: Mapping[str, object]) -> int:
 
 def run_build_policy(env: Mapping[str, str], flags: Mapping[str, object]) -> int:
     settings = BuildPolicySettings.from_env(env, flags)
+    if settings.as_code is not None:
+        from gitlab_xacct.iac import emit
+
+        return emit.build_policy(settings, settings.as_code)
     from gitlab_xacct.bootstrap import run  # boto3: only when the command runs
 
     return run.run_build_policy(settings)
@@ -33,7 +41,8 @@ ROLE = Command(
     summary="create or update the OURTHING role: trust, External ID, ECR push permissions",
     description="Run with an OURTHING administrator's credentials: create or update, "
     "idempotently, the role BUILD's jobs assume (trust with an External ID, least-privilege "
-    "ECR push policy); --check compares, --dry-run prints the documents.",
+    "ECR push policy); --check compares, --dry-run prints the documents, --format writes them "
+    "as a CloudFormation template or a Terraform configuration instead.",
     options=ROLE_OPTIONS,
     run=run_role,
 )
@@ -41,8 +50,9 @@ BUILD_POLICY = Command(
     name="bootstrap build-policy",
     summary="print (or put on the runner's role) the BUILD identity policy to assume the role",
     description="The identity policy the runner's role in BUILD needs to assume the OURTHING "
-    "role; printed, or put inline on a role with --attach-to-role (BUILD administrator's "
-    "credentials).",
+    "role; printed, put inline on a role with --attach-to-role (BUILD administrator's "
+    "credentials), or written as a CloudFormation template or a Terraform configuration "
+    "(--format).",
     options=BUILD_POLICY_OPTIONS,
     run=run_build_policy,
 )

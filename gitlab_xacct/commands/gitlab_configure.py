@@ -22,6 +22,8 @@ from gitlab_xacct.config.options import COMMON_OPTIONS, IDENTITY_OPTIONS, PUSH_O
 from gitlab_xacct.config.problems import Problems, unknown_variables
 from gitlab_xacct.config.resolver import Resolver, check_unknown_variables
 from gitlab_xacct.errors import ConfigError
+from gitlab_xacct.iac import options as as_code_options
+from gitlab_xacct.iac.options import AsCode
 from gitlab_xacct.secrets import Secret
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,7 @@ CONFIGURE_OPTIONS: tuple[Option, ...] = (
            "(default: false)"),
     Option("ci_file", "", "--ci-file", "value",
            "the CI file --lint validates (default: .gitlab-ci.yml)", "PATH"),
+    *as_code_options.options((as_code_options.TERRAFORM,)),
 )  # fmt: skip
 OPTIONS = (*_VALUE_OPTIONS, *CONFIGURE_OPTIONS, *COMMON_OPTIONS)
 
@@ -79,7 +82,7 @@ DEFAULT_CI_FILE = ".gitlab-ci.yml"
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConfigureSettings:
     url: str
-    token: Secret
+    token: Secret | None  # None with --format: nothing is sent to GitLab
     token_origin: str
     kind: Literal["project", "group"]
     ident: str
@@ -90,6 +93,7 @@ class ConfigureSettings:
     recreate_hidden: bool
     lint_file: Path | None
     lint_content: str = field(default="", repr=False)
+    as_code: AsCode | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], flags: Mapping[str, object]) -> ConfigureSettings:
@@ -105,9 +109,10 @@ class ConfigureSettings:
             names = ", ".join(o.env for o in _VALUE_OPTIONS)
             raise ConfigError(f"nothing to do: set one of {names} (or their flags), or --lint")
         lint_file, lint_content = _ci_file(r) if lint else (None, "")
-        token, token_origin = _token(r)
+        as_code = _as_code(r)
+        token, token_origin = _token(r) if as_code is None else (None, "")
         return cls(
-            url=_url(r),
+            url=_url(r) if as_code is None else "",
             token=token,
             token_origin=token_origin,
             kind=kind,
@@ -119,6 +124,7 @@ class ConfigureSettings:
             recreate_hidden=r.boolean("recreate_hidden"),
             lint_file=lint_file,
             lint_content=lint_content,
+            as_code=as_code,
         )
 
 
@@ -131,10 +137,22 @@ def _every_problem(r: Resolver) -> None:
     lint = problems.attempt(lambda: r.boolean("lint"))
     if lint and target is not None and target[0] == "project":
         problems.attempt(lambda: _ci_file(r))
-    problems.attempt(lambda: _token(r))
-    problems.attempt(lambda: _url(r))
+    problems.attempt(lambda: _as_code(r))
+    if r.get("output_format") is None:  # with --format, no request: no token, no URL
+        problems.attempt(lambda: _token(r))
+        problems.attempt(lambda: _url(r))
     problems.attempt(lambda: _scope(r))
     problems.raise_several()
+
+
+def _as_code(r: Resolver) -> AsCode | None:
+    given = r.get("external_id")
+    return as_code_options.resolve(
+        r,
+        (as_code_options.TERRAFORM,),
+        external_id=Secret(given[0]) if given else None,
+        excludes=("dry_run", "recreate_hidden", "lint"),
+    )
 
 
 def _target(r: Resolver) -> tuple[Literal["project", "group"], str, str]:
@@ -291,6 +309,18 @@ def run(env: Mapping[str, str], flags: Mapping[str, object]) -> int:
     )
 
     settings = ConfigureSettings.from_env(env, flags)
+    if settings.as_code is not None:
+        from gitlab_xacct.iac import emit
+
+        return emit.gitlab_variables(
+            kind=settings.kind,
+            ident=settings.ident,
+            scope=settings.scope,
+            values=settings.values,
+            as_code=settings.as_code,
+        )
+    if settings.token is None:
+        raise RuntimeError("from_env reads a token unless --format is given")
     conn = connect(Server(settings.url, settings.token, settings.token_origin))
     target = open_target(conn, settings.kind, settings.ident)
     can_hide = conn.version_at_least(*HIDDEN_SINCE)
@@ -334,7 +364,8 @@ COMMAND = Command(
     description="Set XACCT_ROLE_ARN, XACCT_REGION, XACCT_REPOSITORY and XACCT_EXTERNAL_ID "
     "(masked, protected, hidden where GitLab can) as CI/CD variables of a project or group, "
     "idempotently, with an access token (GITLAB_TOKEN or --token-file; never CI_JOB_TOKEN); "
-    "--lint validates the CI file with GitLab's CI lint.",
+    "--lint validates the CI file with GitLab's CI lint; --format terraform writes the variables "
+    "as a Terraform configuration instead.",
     options=OPTIONS,
     run=run,
 )

@@ -22,8 +22,12 @@ _ROLE_ARN = re.compile(
     r"role/(?P<path>(?:[\w+=,.@-]+/)*)(?P<name>[\w+=,.@-]{1,64})",
     re.ASCII,
 )
-_EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)
-_EXTERNAL_ID_CHAR = re.compile(r"[\w+=,.@:/-]", re.ASCII)
+# AWS's rule for sts:ExternalId, also written into templates (CloudFormation's AllowedPattern,
+# Terraform's validation), whose regex dialects agree on this spelling.
+EXTERNAL_ID_CHARACTERS = r"[A-Za-z0-9_+=,.@:/-]"
+EXTERNAL_ID_LENGTHS = (2, 1224)
+_EXTERNAL_ID = re.compile(rf"{EXTERNAL_ID_CHARACTERS}{{2,1224}}")
+_EXTERNAL_ID_CHAR = re.compile(EXTERNAL_ID_CHARACTERS)
 _REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}", re.ASCII)
 # ECR's own rule: lower-case components separated by "/", each with single . _ - separators.
 _REPOSITORY = re.compile(r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
 from botocore.exceptions import ClientError
 
 from gitlab_xacct.aws import iam
 from gitlab_xacct.bootstrap import compare, role
-from gitlab_xacct.bootstrap.aws import Admin, failure
+from gitlab_xacct.bootstrap.aws import Admin, failure, iam_document
 from gitlab_xacct.bootstrap.settings import RoleSettings
 from gitlab_xacct.errors import ConfigError, IdentityError
 from gitlab_xacct.secrets import Secret, register
@@ -177,3 +178,12 @@ def test_iam_errors_become_one_line_with_the_right_exit_code() -> None:
     assert isinstance(malformed, ConfigError)
     assert "--build-principal" in str(malformed)
     assert SECRET not in str(malformed)
+
+
+def test_a_document_iam_returns_that_is_not_json_is_said_not_a_traceback() -> None:
+    assert iam_document("%7B%22Version%22%3A%20%222012-10-17%22%7D", "x") == {
+        "Version": "2012-10-17"
+    }
+    for bad in ("{'Version': '2012-10-17'}", "[1]", 7):
+        with pytest.raises(IdentityError, match="IAM returned the trust of role r that is not"):
+            iam_document(bad, "the trust of role r")

@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "gitlab_xacct"
 # Top to bottom, as docs/architecture.md draws them; the longest matching prefix decides.
 ROWS: tuple[tuple[str, ...], ...] = (
     ("commands", "cli", "__main__"),
-    ("jobs", "doctor", "bootstrap", "gitlab"),
+    ("jobs", "doctor", "bootstrap", "gitlab", "iac"),
     ("report", "log"),
     ("registry",),
     ("aws",),
