@@ -217,10 +217,16 @@ def _causes(
     role = hop.role
     principal = principal_for(caller.arn)
     root = f"arn:{role.partition}:iam::{caller.account}:root"
-    build = own_policy.verdict(caller.session, caller.arn, iam.ASSUME, str(role))
+    region = identity.region
+    reading = own_policy.verdict(caller.session, caller.arn, iam.ASSUME, str(role), region)
+    build = reading.verdict
     lacks_assume = Cause(
         f"the identity policy of {principal} does not allow sts:AssumeRole on {role}"
-        + ("" if build is Verdict.NOT_ALLOWED else " (its policies could not be read to tell)"),
+        + (
+            ""
+            if build is Verdict.NOT_ALLOWED
+            else f" (its policies could not be read to tell: {reading.error})"
+        ),
         BUILD,
     )
     if build is Verdict.NOT_ALLOWED:
@@ -228,7 +234,9 @@ def _causes(
 
     tags_in_play = bool(identity.session_tags)
     if tags_in_play and number == 1 and _works_without_tags(identity, caller):
-        tag_verdict = own_policy.verdict(caller.session, caller.arn, iam.TAG_SESSION, str(role))
+        tag_verdict = own_policy.verdict(
+            caller.session, caller.arn, iam.TAG_SESSION, str(role), region
+        ).verdict
         trust = Cause(
             f"the trust policy of {role} does not allow sts:TagSession for {principal} "
             "(AssumeRole without session tags works)",

@@ -100,6 +100,7 @@ def doctor(doctor_world: DoctorWorld, registry: Registry, tmp_path: Path) -> Ite
         EXTERNAL_ID,
         doctor_world.runner.secret_access_key,
         doctor_world.no_assume.secret_access_key,
+        doctor_world.blind.secret_access_key,
         registry.password,
     ]
     for text in doctor.outputs:
@@ -208,6 +209,38 @@ def test_caller_lacks_assume_role_in_build(doctor: Doctor) -> None:
     assert check["side"] == "BUILD"
     assert [c["side"] for c in check["causes"]] == ["BUILD"]
     assert "user/no-assume does not allow sts:AssumeRole" in check["causes"][0]["cause"]
+
+
+@pytest.mark.parametrize("variable", ["AWS_REGION", "XACCT_REGION"])
+def test_caller_lacks_assume_role_with_the_region_from_another_variable(
+    doctor: Doctor, variable: str
+) -> None:
+    """The region as the README and most jobs set it (not AWS_DEFAULT_REGION, the only one
+    boto3 reads): the runner's own policies are still read, in that region's partition."""
+    env = doctor.env(**doctor.world.keys_env(doctor.world.no_assume))
+    del env["AWS_DEFAULT_REGION"]
+    env[variable] = "us-east-1"
+    code, checks = doctor.report(env)
+    assert code == 3
+    failed_after(checks, "assume role")
+    check = checks["assume role"]
+    assert check["side"] == "BUILD"
+    assert [c["side"] for c in check["causes"]] == ["BUILD"]
+    assert "user/no-assume does not allow sts:AssumeRole" in check["causes"][0]["cause"]
+
+
+def test_a_refused_reading_of_the_runners_own_policies_is_said(doctor: Doctor) -> None:
+    env = doctor.env(
+        **doctor.world.keys_env(doctor.world.blind), XACCT_EXTERNAL_ID="sentinel-wrong-ExtId-0000"
+    )
+    code, checks = doctor.report(env)
+    assert code == 3
+    last = checks["assume role"]["causes"][-1]
+    assert last["side"] == "BUILD"
+    assert (
+        "its policies could not be read to tell: iam:ListUserPolicies answered " in (last["cause"])
+    )
+    assert "AccessDenied" in last["cause"]
 
 
 def test_role_does_not_exist(doctor: Doctor) -> None:
