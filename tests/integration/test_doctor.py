@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -308,6 +309,41 @@ def test_wrong_region(doctor: Doctor) -> None:
     assert "not in eu-west-1" in check["detail"]
     assert "exists in us-east-1" in check["detail"]
     assert check["fix"] == "set XACCT_REGION=us-east-1"
+
+
+@pytest.mark.parametrize("role", ["AnyRegionRole", "OurThingBuildRole"])
+def test_repository_in_another_region_with_no_hint(doctor: Doctor, role: str) -> None:
+    """The most common mistake: XACCT_REGION=eu-west-1, the repository made in us-east-1 (where
+    `aws ecr create-repository` puts it when nothing is configured), and nothing else in the job
+    hints at us-east-1. AnyRegionRole may describe it everywhere (eu-west-1 answers "not
+    found"); OurThingBuildRole only in us-east-1 (eu-west-1 answers AccessDenied)."""
+    env = doctor.env(XACCT_REGION="eu-west-1", XACCT_ROLE_ARN=role_arn(role))
+    del env["AWS_DEFAULT_REGION"]
+    started = time.monotonic()
+    code, checks = doctor.report(env)
+    elapsed = time.monotonic() - started
+    assert code == 4, checks
+    failed_after(checks, "repository")
+    check = checks["repository"]
+    assert check["side"] == "GitLab variables"
+    assert f"{REPOSITORY} is not in eu-west-1" in check["detail"]
+    assert "exists in us-east-1" in check["detail"]
+    assert check["fix"] == "set XACCT_REGION=us-east-1"
+    assert "create" not in check["fix"]
+    assert elapsed < 30, f"the look into every region took {elapsed:.1f} s"
+
+
+def test_least_privilege_role_that_cannot_look_elsewhere(doctor: Doctor) -> None:
+    """OurThingBuildRole may describe only in us-east-1: a repository missing there may still
+    be in another region, and the doctor says it could not look, before any create."""
+    code, checks = doctor.report(doctor.env(XACCT_REPOSITORY="team/elsewhere"))
+    assert code == 4
+    failed_after(checks, "repository")
+    check = checks["repository"]
+    assert "the doctor could not look for it in the other regions" in check["detail"]
+    assert "refused or not enabled in 33" in check["detail"]
+    assert check["fix"].startswith("find the region that holds team/elsewhere in account ")
+    assert "set XACCT_REGION to it; only if none does:" in check["fix"]
 
 
 def test_wrong_region_in_a_destination_entry_names_the_entry(doctor: Doctor) -> None:
