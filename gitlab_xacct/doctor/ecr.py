@@ -14,7 +14,7 @@ from gitlab_xacct.aws.credentials import AssumedRole
 from gitlab_xacct.aws.ecr import RegistryLogin
 from gitlab_xacct.config.validate import parse_ecr_host
 from gitlab_xacct.docker_config import registry_host
-from gitlab_xacct.doctor import regions
+from gitlab_xacct.doctor import reasons, regions
 from gitlab_xacct.doctor.config import DoctorSettings
 from gitlab_xacct.doctor.report import GITLAB, OURTHING, Check, ok
 from gitlab_xacct.errors import RegistryAuthError
@@ -50,6 +50,9 @@ def check_token(settings: DoctorSettings, role: AssumedRole) -> tuple[Check, Ecr
     try:
         auth = ecr.authorize(client, account=role.account, region=region, role=role.arn)
     except RegistryAuthError as exc:
+        named = reasons.found(str(exc))
+        if named is not None and named.kind != "identity-based policy":
+            return _token_refused_by(settings, role, named, exc), None
         return Check(
             TOKEN, "FAIL", str(exc), side=OURTHING,
             fix=f"give role {settings.identity.target.role.name} the permission policy below "
@@ -59,6 +62,23 @@ def check_token(settings: DoctorSettings, role: AssumedRole) -> tuple[Check, Ecr
         ), None  # fmt: skip
     host = registry_host(auth.login.endpoint)
     return ok(TOKEN, f"token for {host} (user {auth.login.username})"), Ecr(client, auth.login)
+
+
+def _token_refused_by(
+    settings: DoctorSettings, role: AssumedRole, named: reasons.Reason, exc: RegistryAuthError
+) -> Check:
+    """AWS named a policy other than the role's permission policy (an SCP, a boundary...)."""
+    target = settings.identity.target.role
+    denial = reasons.Denial(
+        principal=str(target), principal_account=role.account, principal_side=OURTHING,
+        action="ecr:GetAuthorizationToken", resource="*", resource_account=role.account,
+        resource_policy="the repository policy",
+    )  # fmt: skip
+    cause, fix = reasons.cause(named, denial)
+    return Check(
+        TOKEN, "FAIL", str(exc), side=cause.side, fix=fix,
+        exit_code=RegistryAuthError.exit_code, causes=(cause,),
+    )  # fmt: skip
 
 
 def check_repository(

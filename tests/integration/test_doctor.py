@@ -25,6 +25,7 @@ from tests.standins.doctor_worlds import (
     build_doctor_world,
     role_arn,
 )
+from tests.standins.faultproxy import FaultProxy, aws_json_error, aws_query_error
 from tests.standins.servers import MotoServer, Registry, free_port, start_moto
 from tests.standins.token_issuer import TokenIssuer, TokenRegistry, start_token_registry
 
@@ -424,6 +425,65 @@ def test_unreachable_registry_is_exit_5(doctor: Doctor) -> None:
     failed_after(checks, "registry reachable")
     assert "could not reach the registry" in checks["registry reachable"]["detail"]
     assert "BUILD" in checks["registry reachable"]["side"]
+
+
+# ---- AWS's own reason (newer AccessDenied messages), through the fault proxy --------------
+
+RUNNER = f"arn:aws:iam::{BUILD_ACCOUNT}:user/gitlab-runner"
+SCP_ARN = "arn:aws:organizations::999999999999:policy/o-abc123/service_control_policy/p-def456"
+
+
+@pytest.mark.parametrize(
+    ("tail", "side", "fix"),
+    [
+        (f"with an explicit deny in a service control policy: {SCP_ARN}",
+         "the organization's administrators", "ask the organization's administrators"),
+        ("because no permissions boundary allows the sts:AssumeRole action",
+         "whoever set the permissions boundary", "whoever set the permissions boundary of "),
+        ("because no identity-based policy allows the sts:AssumeRole action", "BUILD",
+         "allow sts:AssumeRole on "),
+    ],
+)  # fmt: skip
+def test_aws_names_the_policy_that_refused_assume_role(
+    doctor: Doctor, tail: str, side: str, fix: str
+) -> None:
+    """moto never words its denials so: the proxy answers the AssumeRole as AWS would. The
+    runner's own policy allows the AssumeRole, so without AWS's words BUILD would be ruled
+    out; AWS's reason goes first, quoted, with its own side."""
+    message = f"User: {RUNNER} is not authorized to perform: sts:AssumeRole on resource: " + (
+        f"{role_arn('OurThingBuildRole')} {tail}"
+    )
+    with FaultProxy(doctor.world.endpoint_url) as aws:
+        aws.fail_next(1, status=403, body=aws_query_error("AccessDenied", message),
+                      action="AssumeRole")  # fmt: skip
+        code, checks = doctor.report(doctor.env(AWS_ENDPOINT_URL=aws.url))
+    assert code == 3
+    failed_after(checks, "assume role")
+    check = checks["assume role"]
+    first = check["causes"][0]
+    assert (check["side"], first["side"]) == (side, side)
+    assert first["cause"].startswith(f'AWS says "{tail}": ')
+    assert check["fix"].startswith(fix)
+    assert len(check["causes"]) > 1  # the others follow, ranked as before
+    assert "AWS names the kind of policy that refused" in check["detail"]
+
+
+def test_an_scp_refusing_the_ecr_token_is_the_organizations(doctor: Doctor) -> None:
+    message = (
+        f"User: arn:aws:sts::{OURTHING_ACCOUNT}:assumed-role/OurThingBuildRole/s is not "
+        "authorized to perform: ecr:GetAuthorizationToken on resource: * with an explicit deny "
+        f"in a service control policy: {SCP_ARN}"
+    )
+    with FaultProxy(doctor.world.endpoint_url) as aws:
+        aws.fail_next(1, status=400, body=aws_json_error("AccessDeniedException", message),
+                      action="GetAuthorizationToken")  # fmt: skip
+        code, checks = doctor.report(doctor.env(AWS_ENDPOINT_URL=aws.url))
+    assert code == 4
+    failed_after(checks, "ecr token")
+    check = checks["ecr token"]
+    assert check["side"] == "the organization's administrators"
+    assert f"AWS Organization of account {OURTHING_ACCOUNT}" in check["causes"][0]["cause"]
+    assert SCP_ARN in check["causes"][0]["cause"]
 
 
 # ---- GitLab OIDC and a role chain (tests/standins/aws_world.py build_chain_world) ---------
