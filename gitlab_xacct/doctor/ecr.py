@@ -179,14 +179,14 @@ def _missing(
             return Check(
                 REPOSITORY, "warn", f"{where}; XACCT_CREATE_REPOSITORY=true, but whether role "
                 f"{role.name} may create it could not be told", side=OURTHING,
-                fix=f"make sure role {role.name} may call ecr:CreateRepository, or run "
+                fix=f"{first}make sure role {role.name} may call ecr:CreateRepository, or run "
                 f"{create_cmd}",
             )  # fmt: skip
         return Check(
             REPOSITORY, "FAIL", f"{where}, and role {role.name} may not call "
             "ecr:CreateRepository on it (XACCT_CREATE_REPOSITORY=true)", side=OURTHING,
-            fix=f"allow ecr:CreateRepository to role {role.name} (policy below), or create it: "
-            f"{create_cmd}", exit_code=RegistryAuthError.exit_code,
+            fix=f"{first}allow ecr:CreateRepository to role {role.name} (policy below), or create "
+            f"it: {create_cmd}", exit_code=RegistryAuthError.exit_code,
             policies=(_push_policy(settings, allow_create=True),),
         )  # fmt: skip
     if may_create is True:
