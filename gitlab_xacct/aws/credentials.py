@@ -48,29 +48,50 @@ def client_config(*, unsigned: bool = False) -> Config:
     )
 
 
+def probe_config() -> Config:
+    """For the doctor's look into other regions: one attempt, short timeouts. A region that
+    does not answer at once is reported as such; many of them must not add up to minutes."""
+    return Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=2,
+                  read_timeout=4)  # fmt: skip
+
+
 @overload
 def client(
-    session: Session, service: Literal["sts"], region: str | None = ..., *, unsigned: bool = ...
-) -> STSClient: ...
+    session: Session, service: Literal["sts"], region: str, *, unsigned: bool = ...,
+    config: Config | None = ...,
+) -> STSClient: ...  # fmt: skip
 @overload
 def client(
-    session: Session, service: Literal["ecr"], region: str | None = ..., *, unsigned: bool = ...
-) -> ECRClient: ...
+    session: Session, service: Literal["ecr"], region: str, *, unsigned: bool = ...,
+    config: Config | None = ...,
+) -> ECRClient: ...  # fmt: skip
 @overload
 def client(
-    session: Session, service: Literal["iam"], region: str | None = ..., *, unsigned: bool = ...
-) -> IAMClient: ...
+    session: Session, service: Literal["iam"], region: str, *, unsigned: bool = ...,
+    config: Config | None = ...,
+) -> IAMClient: ...  # fmt: skip
 def client(
-    session: Session, service: str, region: str | None = None, *, unsigned: bool = False
-) -> Any:
+    session: Session, service: str, region: str, *, unsigned: bool = False,
+    config: Config | None = None,
+) -> Any:  # fmt: skip
     """The one place an AWS client is made: `session`'s identity (none when `unsigned`), in
-    `region` (else the session's), configured by `client_config`. Endpoints follow botocore's
-    rules, AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE> included."""
+    `region`, configured by `client_config` (`config` merged on top). Endpoints follow
+    botocore's rules, AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE> included.
+
+    The region is required, even for IAM: its endpoint and signing follow the partition of the
+    region (aws-cn, aws-us-gov), and with an endpoint override botocore cannot sign without one
+    (NoRegionError at the first call). It comes from the settings (XACCT_REGION, else AWS_REGION,
+    else AWS_DEFAULT_REGION), never from boto3's own reading, which knows no AWS_REGION."""
+    if not region:
+        raise AssertionError(f"an AWS {service} client without a region")
+    merged = client_config(unsigned=unsigned)
+    if config is not None:
+        merged = merged.merge(config)
 
     def create(**settings: Any) -> Any:  # config= and verify=, from the network policy
         return session.client(service, region_name=region, **settings)  # type: ignore[call-overload]
 
-    return network.aws_client(create, client_config(unsigned=unsigned))  # the run's trust, proxy
+    return network.aws_client(create, merged)  # the run's trust, proxy
 
 
 class AssumeRoleError(IdentityError):

@@ -19,6 +19,7 @@ from gitlab_xacct.bootstrap.options import (
     ROLE_OPTIONS,
 )
 from gitlab_xacct.config import validate
+from gitlab_xacct.config.identity import region_given
 from gitlab_xacct.config.problems import Problems, unknown_variables
 from gitlab_xacct.config.resolver import Resolver
 from gitlab_xacct.config.resolver import check_unknown_variables as _check_unknown
@@ -94,15 +95,14 @@ class RoleSettings:
                 "--allow-create: only applies to the inline policy of --repository; a managed "
                 "policy grants what it grants"
             )
-        region = None
-        if repositories:
-            found = r.get("region") or r.fallback("AWS_REGION", "AWS_DEFAULT_REGION")
-            if found is None:
-                raise ConfigError(
-                    "XACCT_REGION (--region): not set; give the region of the ECR repositories "
-                    "(AWS_REGION and AWS_DEFAULT_REGION are unset too)"
-                )
-            region = validate.region(*found)
+        # The IAM and STS clients take it too (their partition), so it is read whenever set.
+        found = region_given(r)
+        if found is None and repositories:
+            raise ConfigError(
+                "XACCT_REGION (--region): not set; give the region of the ECR repositories "
+                "(AWS_REGION and AWS_DEFAULT_REGION are unset too)"
+            )
+        region = validate.region(*found) if found else None
         secret, origin = None, ""
         warnings: tuple[str, ...] = ()
         given = r.get("external_id")
@@ -193,7 +193,7 @@ def _role_problems(r: Resolver) -> None:
     problems.attempt(
         lambda: _permissions(_values(r, "repositories"), _values(r, "managed_policies"))
     )
-    region = r.get("region") or r.fallback("AWS_REGION", "AWS_DEFAULT_REGION")
+    region = region_given(r)
     if region:
         problems.attempt(partial(validate.region, *region))
     given = r.get("external_id")

@@ -183,8 +183,14 @@ def _said(external_id: Secret | None) -> str:
     return f"set ({len(external_id)} characters)" if external_id else "not set"
 
 
+def region_given(r: Resolver) -> tuple[str, str] | None:
+    """The one reading of the region, with its origin: XACCT_REGION (--region), else
+    AWS_REGION, else AWS_DEFAULT_REGION. Every AWS client takes its region from here."""
+    return r.get("region") or r.fallback("AWS_REGION", "AWS_DEFAULT_REGION")
+
+
 def resolve_region(r: Resolver) -> tuple[str, str]:
-    found = r.get("region") or r.fallback("AWS_REGION", "AWS_DEFAULT_REGION")
+    found = region_given(r)
     if found is None:
         raise ConfigError(
             "XACCT_REGION (--region): no region set; give the region of the target ECR "

@@ -14,6 +14,7 @@ from gitlab_xacct.aws.credentials import AssumedRole
 from gitlab_xacct.aws.ecr import RegistryLogin
 from gitlab_xacct.config.validate import parse_ecr_host
 from gitlab_xacct.docker_config import registry_host
+from gitlab_xacct.doctor import reasons, regions
 from gitlab_xacct.doctor.config import DoctorSettings
 from gitlab_xacct.doctor.report import GITLAB, OURTHING, Check, ok
 from gitlab_xacct.errors import RegistryAuthError
@@ -49,6 +50,9 @@ def check_token(settings: DoctorSettings, role: AssumedRole) -> tuple[Check, Ecr
     try:
         auth = ecr.authorize(client, account=role.account, region=region, role=role.arn)
     except RegistryAuthError as exc:
+        named = reasons.found(str(exc))
+        if named is not None and named.kind != "identity-based policy":
+            return _token_refused_by(settings, role, named, exc), None
         return Check(
             TOKEN, "FAIL", str(exc), side=OURTHING,
             fix=f"give role {settings.identity.target.role.name} the permission policy below "
@@ -58,6 +62,23 @@ def check_token(settings: DoctorSettings, role: AssumedRole) -> tuple[Check, Ecr
         ), None  # fmt: skip
     host = registry_host(auth.login.endpoint)
     return ok(TOKEN, f"token for {host} (user {auth.login.username})"), Ecr(client, auth.login)
+
+
+def _token_refused_by(
+    settings: DoctorSettings, role: AssumedRole, named: reasons.Reason, exc: RegistryAuthError
+) -> Check:
+    """AWS named a policy other than the role's permission policy (an SCP, a boundary...)."""
+    target = settings.identity.target.role
+    denial = reasons.Denial(
+        principal=str(target), principal_account=role.account, principal_side=OURTHING,
+        action="ecr:GetAuthorizationToken", resource="*", resource_account=role.account,
+        resource_policy="the repository policy",
+    )  # fmt: skip
+    cause, fix = reasons.cause(named, denial)
+    return Check(
+        TOKEN, "FAIL", str(exc), side=cause.side, fix=fix,
+        exit_code=RegistryAuthError.exit_code, causes=(cause,),
+    )  # fmt: skip
 
 
 def check_repository(
@@ -71,21 +92,23 @@ def check_repository(
         code = str(exc.response.get("Error", {}).get("Code", ""))
         if code not in (*_DENIED, "RepositoryNotFoundException"):
             return _failed(f"ecr:DescribeRepositories failed: {code}: {_message(exc)}", "")
-        elsewhere = _regions_holding(settings, role, env)
+        search = _look_elsewhere(settings, role, env)
+        elsewhere = search.holding
         if elsewhere:
             fix = (
                 f"set {settings.entry.named('region')} to {elsewhere[0]}"
                 if settings.entry
                 else f"set XACCT_REGION={elsewhere[0]}"
             )
+            refused = " (its ecr:DescribeRepositories is refused there)" if code in _DENIED else ""
             return Check(
-                REPOSITORY, "FAIL", f"{name} is not in {region} (account {account}) but exists in "
-                f"{', '.join(elsewhere)}: the settings name the wrong region", side=GITLAB,
-                fix=fix, exit_code=RegistryAuthError.exit_code,
+                REPOSITORY, "FAIL", f"{name} is not in {region} (account {account}){refused} but "
+                f"exists in {', '.join(elsewhere)}: the settings name the wrong region",
+                side=GITLAB, fix=fix, exit_code=RegistryAuthError.exit_code,
             )  # fmt: skip
         if code in _DENIED:
             return _describe_denied(settings, exc)
-        return _missing(settings, client, account)
+        return _missing(settings, client, account, search)
     except BotoCoreError as exc:
         return _failed(f"could not reach ECR in {region}: {mask(str(exc))}", "")
     mutability = found["repositories"][0].get("imageTagMutability", "MUTABLE")
@@ -120,12 +143,30 @@ def _describe_denied(settings: DoctorSettings, exc: ClientError) -> Check:
     )  # fmt: skip
 
 
-def _missing(settings: DoctorSettings, client: ECRClient, account: str) -> Check:
+def _missing(
+    settings: DoctorSettings, client: ECRClient, account: str, search: regions.Search
+) -> Check:
     region, name = settings.identity.region, settings.repository
     role = settings.identity.target.role
     may_create = _may_create(client, name, account)
     where = f"{name} does not exist in account {account} ({region})"
     create_cmd = f"aws ecr create-repository --repository-name {name} --region {region}"
+    variable = settings.entry.named("region") if settings.entry else "XACCT_REGION"
+    first = ""  # what to do before any create, when the other regions could not be seen
+    if search.looked:
+        where += f", nor in the {search.looked} other region(s) role {role.name} may look in"
+        if search.blind_note():
+            where += f" ({search.blind_note()})"
+    elif search.blind_note():
+        where += (
+            f"; the doctor could not look for it in the other regions (role {role.name} may "
+            f"not call ecr:DescribeRepositories there: {search.blind_note()}), so it may exist "
+            "in another one"
+        )
+        first = (
+            f"find the region that holds {name} in account {account} (the ECR console, region "
+            f"by region) and set {variable} to it; only if none does: "
+        )
     if settings.create_repository:
         if may_create is True:
             return ok(
@@ -138,28 +179,29 @@ def _missing(settings: DoctorSettings, client: ECRClient, account: str) -> Check
             return Check(
                 REPOSITORY, "warn", f"{where}; XACCT_CREATE_REPOSITORY=true, but whether role "
                 f"{role.name} may create it could not be told", side=OURTHING,
-                fix=f"make sure role {role.name} may call ecr:CreateRepository, or run "
+                fix=f"{first}make sure role {role.name} may call ecr:CreateRepository, or run "
                 f"{create_cmd}",
             )  # fmt: skip
         return Check(
             REPOSITORY, "FAIL", f"{where}, and role {role.name} may not call "
             "ecr:CreateRepository on it (XACCT_CREATE_REPOSITORY=true)", side=OURTHING,
-            fix=f"allow ecr:CreateRepository to role {role.name} (policy below), or create it: "
-            f"{create_cmd}", exit_code=RegistryAuthError.exit_code,
+            fix=f"{first}allow ecr:CreateRepository to role {role.name} (policy below), or create "
+            f"it: {create_cmd}", exit_code=RegistryAuthError.exit_code,
             policies=(_push_policy(settings, allow_create=True),),
         )  # fmt: skip
     if may_create is True:
         return Check(
             REPOSITORY, "FAIL", f"{where}; XACCT_CREATE_REPOSITORY is not true (role {role.name} "
             "would be allowed to create it)", side=GITLAB,
-            fix=f"set XACCT_CREATE_REPOSITORY=true, or create it: {create_cmd}",
+            fix=f"{first}set XACCT_CREATE_REPOSITORY=true, or create it: {create_cmd}",
             exit_code=RegistryAuthError.exit_code,
         )  # fmt: skip
     return Check(
         REPOSITORY, "FAIL", f"{where}; XACCT_CREATE_REPOSITORY is not true, and role {role.name} "
         "may not create it either", side=OURTHING,
-        fix=f"in account {account}: {create_cmd}; or allow ecr:CreateRepository to role "
-        f"{role.name} and set XACCT_CREATE_REPOSITORY=true", exit_code=RegistryAuthError.exit_code,
+        fix=f"{first}in account {account}: {create_cmd}; or allow ecr:CreateRepository to "
+        f"role {role.name} and set XACCT_CREATE_REPOSITORY=true",
+        exit_code=RegistryAuthError.exit_code,
     )  # fmt: skip
 
 
@@ -190,24 +232,16 @@ def _may_create(client: ECRClient, name: str, account: str) -> bool | None:
     return True  # accepted after all: then it was created, and the push will find it
 
 
-def _regions_holding(
+def _look_elsewhere(
     settings: DoctorSettings, role: AssumedRole, env: Mapping[str, str]
-) -> list[str]:
-    """Other regions the job hints at (AWS_REGION, AWS_DEFAULT_REGION, an ECR endpoint host)
-    that hold the repository: a few read-only calls, never a sweep of every region."""
-    candidates = [env.get("AWS_REGION", ""), env.get("AWS_DEFAULT_REGION", "")]
+) -> regions.Search:
+    """Every other region of the partition, the job's hints first (see regions.py)."""
+    hints = [env.get("AWS_REGION", "").strip(), env.get("AWS_DEFAULT_REGION", "").strip()]
     if settings.registry_endpoint:
         parsed = parse_ecr_host(registry_host(settings.registry_endpoint))
-        candidates.append(parsed[1] if parsed else "")
-    found = []
-    for region in dict.fromkeys(c.strip() for c in candidates):
-        if not region or region == settings.identity.region:
-            continue
-        try:
-            ecr.ecr_client(role, region).describe_repositories(
-                registryId=role.account, repositoryNames=[settings.repository]
-            )
-        except (ClientError, BotoCoreError):
-            continue
-        found.append(region)
-    return found
+        hints.append(parsed[1] if parsed else "")
+    region = settings.identity.region
+    partition = settings.identity.target.role.partition
+    return regions.search(
+        role, settings.repository, regions.candidates(role, partition, region, hints)
+    )

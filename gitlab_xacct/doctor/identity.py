@@ -23,7 +23,7 @@ from gitlab_xacct.aws.identity import (
     web_identity_role,
 )
 from gitlab_xacct.config.identity import CHAINED_MAX_SECONDS, Hop, IdentitySettings
-from gitlab_xacct.doctor import own_policy
+from gitlab_xacct.doctor import own_policy, reasons
 from gitlab_xacct.doctor.own_policy import Verdict
 from gitlab_xacct.doctor.report import BUILD, GITLAB, OURTHING, Cause, Check, ok
 from gitlab_xacct.errors import ConfigError, IdentityError
@@ -183,6 +183,23 @@ def _diagnose(
     tagged = bool(identity.session_tags)
     causes = _causes(identity, number, caller, hop, message)
     principal = principal_for(caller.arn)
+    fix = (
+        "correct the first cause that applies; the documents below are what each side "
+        "needs, with the real ARNs (the External ID is a placeholder)"
+    )
+    named = reasons.found(message)
+    if named is not None:  # AWS said which kind of policy refused: that goes first
+        denial = reasons.Denial(
+            principal=principal, principal_account=caller.account, principal_side=BUILD,
+            action=iam.ASSUME, resource=str(hop.role), resource_account=hop.role.account,
+            resource_policy=f"the trust policy of {hop.role}",
+        )  # fmt: skip
+        first, fix_first = reasons.cause(named, denial)
+        # The identity-policy cause, restated by AWS's words, is not listed twice.
+        same = named.kind == "identity-based policy"
+        rest = [c for c in causes if not (same and c.text.startswith("the identity policy of"))]
+        causes = (first, *rest)
+        fix = f"{fix_first}; {fix}"
     policies = (
         (
             f"trust policy role {hop.role.name} needs ({OURTHING}, account {hop.role.account})",
@@ -200,11 +217,16 @@ def _diagnose(
     return Check(
         ASSUME,
         "FAIL",
-        f"{summary}\nAWS answers the same AccessDenied whichever policy refused and whether the "
-        "role exists; the causes below are ranked by what this side can see",
+        f"{summary}\n"
+        + (
+            "AWS names the kind of policy that refused: cause 1, in its words; the others are "
+            "ranked by what this side can see"
+            if named
+            else "AWS answers the same AccessDenied whichever policy refused and whether the "
+            "role exists; the causes below are ranked by what this side can see"
+        ),
         side=causes[0].side,
-        fix="correct the first cause that applies; the documents below are what each side "
-        "needs, with the real ARNs (the External ID is a placeholder)",
+        fix=fix,
         exit_code=IdentityError.exit_code,
         causes=causes,
         policies=policies,
@@ -217,10 +239,16 @@ def _causes(
     role = hop.role
     principal = principal_for(caller.arn)
     root = f"arn:{role.partition}:iam::{caller.account}:root"
-    build = own_policy.verdict(caller.session, caller.arn, iam.ASSUME, str(role))
+    region = identity.region
+    reading = own_policy.verdict(caller.session, caller.arn, iam.ASSUME, str(role), region)
+    build = reading.verdict
     lacks_assume = Cause(
         f"the identity policy of {principal} does not allow sts:AssumeRole on {role}"
-        + ("" if build is Verdict.NOT_ALLOWED else " (its policies could not be read to tell)"),
+        + (
+            ""
+            if build is Verdict.NOT_ALLOWED
+            else f" (its policies could not be read to tell: {reading.error})"
+        ),
         BUILD,
     )
     if build is Verdict.NOT_ALLOWED:
@@ -228,7 +256,9 @@ def _causes(
 
     tags_in_play = bool(identity.session_tags)
     if tags_in_play and number == 1 and _works_without_tags(identity, caller):
-        tag_verdict = own_policy.verdict(caller.session, caller.arn, iam.TAG_SESSION, str(role))
+        tag_verdict = own_policy.verdict(
+            caller.session, caller.arn, iam.TAG_SESSION, str(role), region
+        ).verdict
         trust = Cause(
             f"the trust policy of {role} does not allow sts:TagSession for {principal} "
             "(AssumeRole without session tags works)",

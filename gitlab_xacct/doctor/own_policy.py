@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 from urllib.parse import unquote
@@ -22,6 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from gitlab_xacct.aws.credentials import client
 from gitlab_xacct.aws.explain import principal_for
+from gitlab_xacct.secrets import mask
 
 _USER = re.compile(r"arn:[\w-]+:iam::\d{12}:user/(?:.*/)?(?P<name>[^/]+)")
 _ROLE = re.compile(r"arn:[\w-]+:iam::\d{12}:role/(?:.*/)?(?P<name>[^/]+)")
@@ -33,12 +35,35 @@ class Verdict(Enum):
     UNKNOWN = "unknown"  # the policies could not be read
 
 
-def verdict(session: Session, caller_arn: str, action: str, resource: str) -> Verdict:
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """A verdict, and for UNKNOWN why: which IAM call failed and what AWS answered."""
+
+    verdict: Verdict
+    error: str = ""
+
+
+def verdict(session: Session, caller_arn: str, action: str, resource: str, region: str) -> Reading:
+    """`region` is the settings' region: IAM is global, but its endpoint and signing follow the
+    region's partition (and without one botocore cannot sign at all behind an endpoint)."""
+    principal = principal_for(caller_arn)
     try:
-        documents = list(_documents(session, principal_for(caller_arn)))
-    except (ClientError, BotoCoreError, KeyError, TypeError, ValueError):
-        return Verdict.UNKNOWN
-    return evaluate(documents, action, resource)
+        documents = list(_documents(session, principal, region))
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        said = mask(str(error.get("Message", "")))
+        return Reading(
+            Verdict.UNKNOWN,
+            f"iam:{exc.operation_name} answered {error.get('Code', 'an error')}"
+            + (f" ({said})" if said else ""),
+        )
+    except BotoCoreError as exc:
+        return Reading(Verdict.UNKNOWN, f"IAM could not be asked: {mask(str(exc))}")
+    except ValueError as exc:  # the account root, a federated user; or a document not JSON
+        return Reading(Verdict.UNKNOWN, str(exc))
+    except (KeyError, TypeError) as exc:
+        return Reading(Verdict.UNKNOWN, f"IAM answered a policy that could not be read ({exc})")
+    return Reading(evaluate(documents, action, resource))
 
 
 def evaluate(documents: list[dict[str, Any]], action: str, resource: str) -> Verdict:
@@ -54,9 +79,9 @@ def evaluate(documents: list[dict[str, Any]], action: str, resource: str) -> Ver
     return Verdict.ALLOWED if allowed else Verdict.NOT_ALLOWED
 
 
-def _documents(session: Session, principal: str) -> Iterator[dict[str, Any]]:
+def _documents(session: Session, principal: str, region: str) -> Iterator[dict[str, Any]]:
     """Inline and attached policies of an IAM user (and its groups) or a role."""
-    iam = client(session, "iam")
+    iam = client(session, "iam", region)
     user, role = _USER.fullmatch(principal), _ROLE.fullmatch(principal)
     if user:
         name = user["name"]

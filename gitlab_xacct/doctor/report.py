@@ -19,6 +19,9 @@ Status = Literal["ok", "FAIL", "warn", "skipped"]
 BUILD = "BUILD"
 OURTHING = "OURTHING"
 GITLAB = "GitLab variables"
+# Sides of their own when AWS names them as the refusal: neither account's usual owners.
+ORGANIZATION = "the organization's administrators"  # a service (or resource) control policy
+BOUNDARY = "whoever set the permissions boundary"
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from tests.standins.doctor_worlds import (
     build_doctor_world,
     role_arn,
 )
+from tests.standins.faultproxy import FaultProxy, aws_json_error, aws_query_error
 from tests.standins.servers import MotoServer, Registry, free_port, start_moto
 from tests.standins.token_issuer import TokenIssuer, TokenRegistry, start_token_registry
 
@@ -100,6 +102,7 @@ def doctor(doctor_world: DoctorWorld, registry: Registry, tmp_path: Path) -> Ite
         EXTERNAL_ID,
         doctor_world.runner.secret_access_key,
         doctor_world.no_assume.secret_access_key,
+        doctor_world.blind.secret_access_key,
         registry.password,
     ]
     for text in doctor.outputs:
@@ -210,6 +213,38 @@ def test_caller_lacks_assume_role_in_build(doctor: Doctor) -> None:
     assert "user/no-assume does not allow sts:AssumeRole" in check["causes"][0]["cause"]
 
 
+@pytest.mark.parametrize("variable", ["AWS_REGION", "XACCT_REGION"])
+def test_caller_lacks_assume_role_with_the_region_from_another_variable(
+    doctor: Doctor, variable: str
+) -> None:
+    """The region as the README and most jobs set it (not AWS_DEFAULT_REGION, the only one
+    boto3 reads): the runner's own policies are still read, in that region's partition."""
+    env = doctor.env(**doctor.world.keys_env(doctor.world.no_assume))
+    del env["AWS_DEFAULT_REGION"]
+    env[variable] = "us-east-1"
+    code, checks = doctor.report(env)
+    assert code == 3
+    failed_after(checks, "assume role")
+    check = checks["assume role"]
+    assert check["side"] == "BUILD"
+    assert [c["side"] for c in check["causes"]] == ["BUILD"]
+    assert "user/no-assume does not allow sts:AssumeRole" in check["causes"][0]["cause"]
+
+
+def test_a_refused_reading_of_the_runners_own_policies_is_said(doctor: Doctor) -> None:
+    env = doctor.env(
+        **doctor.world.keys_env(doctor.world.blind), XACCT_EXTERNAL_ID="sentinel-wrong-ExtId-0000"
+    )
+    code, checks = doctor.report(env)
+    assert code == 3
+    last = checks["assume role"]["causes"][-1]
+    assert last["side"] == "BUILD"
+    assert (
+        "its policies could not be read to tell: iam:ListUserPolicies answered " in (last["cause"])
+    )
+    assert "AccessDenied" in last["cause"]
+
+
 def test_role_does_not_exist(doctor: Doctor) -> None:
     code, checks = doctor.report(doctor.env(XACCT_ROLE_ARN=role_arn("OurThingBiuldRole")))
     assert code == 3
@@ -275,6 +310,41 @@ def test_wrong_region(doctor: Doctor) -> None:
     assert "not in eu-west-1" in check["detail"]
     assert "exists in us-east-1" in check["detail"]
     assert check["fix"] == "set XACCT_REGION=us-east-1"
+
+
+@pytest.mark.parametrize("role", ["AnyRegionRole", "OurThingBuildRole"])
+def test_repository_in_another_region_with_no_hint(doctor: Doctor, role: str) -> None:
+    """The most common mistake: XACCT_REGION=eu-west-1, the repository made in us-east-1 (where
+    `aws ecr create-repository` puts it when nothing is configured), and nothing else in the job
+    hints at us-east-1. AnyRegionRole may describe it everywhere (eu-west-1 answers "not
+    found"); OurThingBuildRole only in us-east-1 (eu-west-1 answers AccessDenied)."""
+    env = doctor.env(XACCT_REGION="eu-west-1", XACCT_ROLE_ARN=role_arn(role))
+    del env["AWS_DEFAULT_REGION"]
+    started = time.monotonic()
+    code, checks = doctor.report(env)
+    elapsed = time.monotonic() - started
+    assert code == 4, checks
+    failed_after(checks, "repository")
+    check = checks["repository"]
+    assert check["side"] == "GitLab variables"
+    assert f"{REPOSITORY} is not in eu-west-1" in check["detail"]
+    assert "exists in us-east-1" in check["detail"]
+    assert check["fix"] == "set XACCT_REGION=us-east-1"
+    assert "create" not in check["fix"]
+    assert elapsed < 30, f"the look into every region took {elapsed:.1f} s"
+
+
+def test_least_privilege_role_that_cannot_look_elsewhere(doctor: Doctor) -> None:
+    """OurThingBuildRole may describe only in us-east-1: a repository missing there may still
+    be in another region, and the doctor says it could not look, before any create."""
+    code, checks = doctor.report(doctor.env(XACCT_REPOSITORY="team/elsewhere"))
+    assert code == 4
+    failed_after(checks, "repository")
+    check = checks["repository"]
+    assert "the doctor could not look for it in the other regions" in check["detail"]
+    assert "refused or not enabled in 33" in check["detail"]
+    assert check["fix"].startswith("find the region that holds team/elsewhere in account ")
+    assert "set XACCT_REGION to it; only if none does:" in check["fix"]
 
 
 def test_wrong_region_in_a_destination_entry_names_the_entry(doctor: Doctor) -> None:
@@ -355,6 +425,65 @@ def test_unreachable_registry_is_exit_5(doctor: Doctor) -> None:
     failed_after(checks, "registry reachable")
     assert "could not reach the registry" in checks["registry reachable"]["detail"]
     assert "BUILD" in checks["registry reachable"]["side"]
+
+
+# ---- AWS's own reason (newer AccessDenied messages), through the fault proxy --------------
+
+RUNNER = f"arn:aws:iam::{BUILD_ACCOUNT}:user/gitlab-runner"
+SCP_ARN = "arn:aws:organizations::999999999999:policy/o-abc123/service_control_policy/p-def456"
+
+
+@pytest.mark.parametrize(
+    ("tail", "side", "fix"),
+    [
+        (f"with an explicit deny in a service control policy: {SCP_ARN}",
+         "the organization's administrators", "ask the organization's administrators"),
+        ("because no permissions boundary allows the sts:AssumeRole action",
+         "whoever set the permissions boundary", "whoever set the permissions boundary of "),
+        ("because no identity-based policy allows the sts:AssumeRole action", "BUILD",
+         "allow sts:AssumeRole on "),
+    ],
+)  # fmt: skip
+def test_aws_names_the_policy_that_refused_assume_role(
+    doctor: Doctor, tail: str, side: str, fix: str
+) -> None:
+    """moto never words its denials so: the proxy answers the AssumeRole as AWS would. The
+    runner's own policy allows the AssumeRole, so without AWS's words BUILD would be ruled
+    out; AWS's reason goes first, quoted, with its own side."""
+    message = f"User: {RUNNER} is not authorized to perform: sts:AssumeRole on resource: " + (
+        f"{role_arn('OurThingBuildRole')} {tail}"
+    )
+    with FaultProxy(doctor.world.endpoint_url) as aws:
+        aws.fail_next(1, status=403, body=aws_query_error("AccessDenied", message),
+                      action="AssumeRole")  # fmt: skip
+        code, checks = doctor.report(doctor.env(AWS_ENDPOINT_URL=aws.url))
+    assert code == 3
+    failed_after(checks, "assume role")
+    check = checks["assume role"]
+    first = check["causes"][0]
+    assert (check["side"], first["side"]) == (side, side)
+    assert first["cause"].startswith(f'AWS says "{tail}": ')
+    assert check["fix"].startswith(fix)
+    assert len(check["causes"]) > 1  # the others follow, ranked as before
+    assert "AWS names the kind of policy that refused" in check["detail"]
+
+
+def test_an_scp_refusing_the_ecr_token_is_the_organizations(doctor: Doctor) -> None:
+    message = (
+        f"User: arn:aws:sts::{OURTHING_ACCOUNT}:assumed-role/OurThingBuildRole/s is not "
+        "authorized to perform: ecr:GetAuthorizationToken on resource: * with an explicit deny "
+        f"in a service control policy: {SCP_ARN}"
+    )
+    with FaultProxy(doctor.world.endpoint_url) as aws:
+        aws.fail_next(1, status=400, body=aws_json_error("AccessDeniedException", message),
+                      action="GetAuthorizationToken")  # fmt: skip
+        code, checks = doctor.report(doctor.env(AWS_ENDPOINT_URL=aws.url))
+    assert code == 4
+    failed_after(checks, "ecr token")
+    check = checks["ecr token"]
+    assert check["side"] == "the organization's administrators"
+    assert f"AWS Organization of account {OURTHING_ACCOUNT}" in check["causes"][0]["cause"]
+    assert SCP_ARN in check["causes"][0]["cause"]
 
 
 # ---- GitLab OIDC and a role chain (tests/standins/aws_world.py build_chain_world) ---------

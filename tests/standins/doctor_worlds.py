@@ -1,13 +1,15 @@
 """One moto world holding every misconfiguration `gitlab-xacct doctor` must name.
 
 BUILD (111111111111): IAM user gitlab-runner (may assume and tag any OURTHING role and the BUILD
-role RunnerInstanceRole), IAM user no-assume (no sts:AssumeRole at all), role
-RunnerInstanceRole (as an instance profile would be: its sessions make AssumeRole a role chain).
-Each may read its own identity policies, as docs/doctor.md suggests granting to runners.
+role RunnerInstanceRole), IAM user no-assume (no sts:AssumeRole at all), IAM user no-self-read
+(may assume OURTHING roles, may not read its own policies), role RunnerInstanceRole (as an
+instance profile would be: its sessions make AssumeRole a role chain). The others may read
+their own identity policies, as docs/doctor.md suggests granting to runners.
 OURTHING (222222222222), every role trusting BUILD's root with the External ID, no TagSession:
-OurThingBuildRole (push, no create), CreatorRole (push and create), NoEcrRole (no permission
-policy). ECR: team/app in us-east-1. The policies come from gitlab_xacct.aws.iam, as bootstrap
-writes them.
+OurThingBuildRole (push, no create), CreatorRole (push and create), both on team/* in us-east-1
+only (least privilege, as bootstrap writes it), AnyRegionRole (push on team/* in every region),
+NoEcrRole (no permission policy). ECR: team/app in us-east-1. The policies come from
+gitlab_xacct.aws.iam, as bootstrap writes them.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class DoctorWorld:
     external_id: str = field(repr=False)
     runner: AccessKey = field(repr=False)
     no_assume: AccessKey = field(repr=False)
+    blind: AccessKey = field(repr=False)  # may assume, may not read its own policies
 
     def keys_env(self, key: AccessKey, token: str | None = None) -> dict[str, str]:
         env = {
@@ -118,6 +121,12 @@ def build_doctor_world(moto_url: str, *, external_id: str) -> DoctorWorld:
         "no-assume",
         policy(_self_read(f"arn:aws:iam::{BUILD_ACCOUNT}:user/no-assume")),
     )
+    blind = create_user(
+        build,
+        moto_url,
+        "no-self-read",
+        policy({"Effect": "Allow", "Action": iam.ASSUME, "Resource": ourthing_roles}),
+    )
     build_iam = build.client("iam", endpoint_url=moto_url)
     build_iam.create_role(
         RoleName=INSTANCE_ROLE,
@@ -140,8 +149,10 @@ def build_doctor_world(moto_url: str, *, external_id: str) -> DoctorWorld:
         principal_arns=[f"arn:aws:iam::{BUILD_ACCOUNT}:root"], external_id=external_id
     )
     repositories = [iam.repository_arn("aws", REGION, OURTHING_ACCOUNT, "team/*")]
+    any_region = [iam.repository_arn("aws", "*", OURTHING_ACCOUNT, "team/*")]
     permissions = {
         "OurThingBuildRole": iam.push_policy(repository_arns=repositories, allow_create=False),
+        "AnyRegionRole": iam.push_policy(repository_arns=any_region, allow_create=False),
         "CreatorRole": iam.push_policy(repository_arns=repositories, allow_create=True),
         "NoEcrRole": None,
     }
@@ -156,4 +167,4 @@ def build_doctor_world(moto_url: str, *, external_id: str) -> DoctorWorld:
     ourthing.client("ecr", endpoint_url=moto_url).create_repository(repositoryName=REPOSITORY)
 
     enable_auth(moto_url)
-    return DoctorWorld(moto_url, external_id, runner, no_assume)
+    return DoctorWorld(moto_url, external_id, runner, no_assume, blind)
