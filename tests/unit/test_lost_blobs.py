@@ -20,7 +20,7 @@ from gitlab_xacct.registry.image import (
     ImageIndex,
     ImageManifest,
 )
-from gitlab_xacct.registry.push import push_image
+from gitlab_xacct.registry.push import Target, push_image, push_many
 from tests.unit.httpfake import FakeRegistry, Seen, digest
 
 Answer = tuple[int, dict[str, str], bytes]
@@ -199,3 +199,23 @@ def test_another_400_is_not_taken_for_a_lost_blob(slept: list[float]) -> None:
     )
     assert len(server.requests_to("PUT", "/manifests/")) == 1
     assert slept == []
+
+
+def test_fan_out_heals_the_destination_that_lost_a_blob_and_leaves_the_other_alone(
+    slept: list[float],
+) -> None:
+    img = image(b"shared base", b"own")
+    lost = img.layers[0].digest
+    losing, healthy = FakeRegistry(), FakeRegistry()
+    refusing(losing, lost, times=1, lose=True)
+    with losing.client() as first, healthy.client("https://other.test") as second:
+        results = push_many([Target(first, "team/app"), Target(second, "team/app")], img, ("v1",))
+    assert [r.digest for r in results] == [img.digest, img.digest]
+    assert after_first_refusal(losing) == [
+        f"HEAD /v2/team/app/blobs/{lost}",
+        "POST /v2/team/app/blobs/uploads/",
+        f"PUT {losing.requests_to('PUT', '/blobs/uploads/')[-1].path}",
+        "PUT /v2/team/app/manifests/v1",
+    ]
+    assert len(healthy.requests_to("PUT", "/manifests/")) == 1
+    assert losing.manifests[("team/app", "v1")][0] == img.manifest
