@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 
 from gitlab_xacct.errors import PushError, RegistryUnreachable
 from gitlab_xacct.registry.auth import pull_scope, push_scope
@@ -31,7 +32,7 @@ from gitlab_xacct.registry.retry import (
     retry_after,
     with_attempts,
 )
-from gitlab_xacct.registry.session import Session
+from gitlab_xacct.registry.session import Session, error_entries
 from gitlab_xacct.registry.transport import Response
 from gitlab_xacct.registry.transport_errors import TransportError
 
@@ -176,7 +177,14 @@ def put_manifest(
     response = repeat(registry.network, attempts, step, registry.pauses("PUT", path))
     if response is None:
         return expected
-    registry.check(response, f"PUT of manifest {reference}", (200, 201))
+    unknown = _unknown_blobs(response)
+    try:
+        registry.check(response, f"PUT of manifest {reference}", (200, 201))
+    except PushError as exc:
+        if unknown is None:
+            raise
+        codes = ", ".join(code for code, _ in error_entries(response) if code)
+        raise BlobsUnknown(str(exc), unknown, f"HTTP {response.status_code}: {codes}") from None
     digest = response.headers.get("Docker-Content-Digest", expected)
     if digest != expected:
         raise PushError(
@@ -184,6 +192,33 @@ def put_manifest(
             f"the bytes pushed hash to {expected}"
         )
     return digest
+
+
+class BlobsUnknown(PushError):
+    """A manifest refused because the registry does not know a blob (or child manifest) it
+    names: `digests`, the ones the error body names (often one, sometimes none)."""
+
+    def __init__(self, message: str, digests: tuple[str, ...], answer: str) -> None:
+        super().__init__(message)
+        self.digests = digests
+        self.answer = answer
+
+
+# What distribution answers (DIGEST_INVALID comes with MANIFEST_BLOB_UNKNOWN when it read a link
+# file another upload was rewriting); BLOB_UNKNOWN is what some registries send instead.
+_BLOB_UNKNOWN = frozenset({"MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN"})
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def _unknown_blobs(response: Response) -> tuple[str, ...] | None:
+    """The digests a 400 or 404 names as unknown blobs; None when it is another refusal."""
+    if response.status_code not in (400, 404):
+        return None
+    entries = error_entries(response)
+    if not any(code in _BLOB_UNKNOWN for code, _ in entries):
+        return None
+    named = (d for code, text in entries if code in _BLOB_UNKNOWN for d in _DIGEST.findall(text))
+    return tuple(dict.fromkeys(named))
 
 
 def _unused(attempts: int) -> BaseException:

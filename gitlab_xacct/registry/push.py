@@ -2,6 +2,7 @@
 
 Order is the safety property: every blob before any manifest, child manifests before their
 index, and tags last, so an interrupted push never leaves a tag that points at missing content.
+A manifest refused for a blob the registry lost is healed in `lost_blobs` (the blob sent again).
 Tag conflicts are found before the first upload, so a refused push changes nothing.
 """
 
@@ -20,6 +21,7 @@ from typing import BinaryIO, cast
 from gitlab_xacct import cancel
 from gitlab_xacct.config.engine import EngineOptions
 from gitlab_xacct.errors import PushError, RegistryAuthError
+from gitlab_xacct.registry import lost_blobs
 from gitlab_xacct.registry.client import Registry
 from gitlab_xacct.registry.image import Blob, ImageIndex, ImageManifest, SourceImage
 from gitlab_xacct.registry.progress import Progress
@@ -126,14 +128,11 @@ def push_many(
         if isinstance(image, ImageIndex) and wanted:
             for child in children:
                 cancel.check()  # never a manifest after the signal
-                target.registry.put_manifest(
-                    target.repository, child.digest, child.manifest, child.media_type
-                )
+                lost_blobs.put_manifest(target.registry, target.repository, child.digest, child)
         for tag in wanted:
             with cancel.tagging(f"{target.where}:{tag}"):  # never a tag after the signal
-                digest = target.registry.put_manifest(
-                    target.repository, tag, image.manifest, image.media_type
-                )
+                # A blob the registry lost (a race with another push) is sent again first.
+                digest = lost_blobs.put_manifest(target.registry, target.repository, tag, image)
             log.info("tagged %s:%s -> %s", target.where, tag, digest)
         results.append(
             PushResult(

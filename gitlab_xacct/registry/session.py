@@ -10,6 +10,7 @@ Nothing here imports from above.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -305,11 +306,21 @@ def _unreachable(attempts: int) -> BaseException:
     return AssertionError(f"an answer is returned from the last of {attempts} attempts")
 
 
-def _error_detail(response: Response) -> str:
-    """The registry's own error code, from its JSON error body, when there is one."""
+def error_entries(response: Response) -> list[tuple[str, str]]:
+    """The registry's own errors, from its JSON error body: (code, the rest of the entry as
+    text: its message and detail, which may name a digest); none when the body is not one."""
     try:
         errors = response.json().get("errors") or []
-        codes = [str(e.get("code", "")) for e in errors if isinstance(e, dict)]
+        return [
+            (str(e.get("code", "")), json.dumps({k: v for k, v in e.items() if k != "code"}))
+            for e in errors
+            if isinstance(e, dict)
+        ]
     except (ValueError, AttributeError, TypeError, TransportError):
-        return ""
-    return f": {', '.join(c for c in codes if c)}" if any(codes) else ""
+        return []
+
+
+def _error_detail(response: Response) -> str:
+    """The registry's own error codes, when its answer has a JSON error body."""
+    codes = [code for code, _ in error_entries(response) if code]
+    return f": {', '.join(codes)}" if codes else ""

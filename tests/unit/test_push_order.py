@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from gitlab_xacct.config.engine import EngineOptions
+from gitlab_xacct.config.engine import EngineOptions, Network
 from gitlab_xacct.errors import PushError
 from gitlab_xacct.registry.client import Registry
 from gitlab_xacct.registry.image import (
@@ -52,6 +52,7 @@ class FakeRegistry(Registry):
     ) -> None:
         self.host = host
         self.base_url = f"https://{host}"
+        self.network = Network()
         self.present = present or set()
         self.fail = fail
         self.tags = tags or {}
