@@ -154,7 +154,7 @@ def run_build_policy(settings: BuildPolicySettings) -> int:
         # Printing needs no AWS call at all: a BUILD admin can paste it anywhere.
         _out(policies.to_json(build_policy.document(settings)))
         return 0
-    admin = connect(None)
+    admin = connect(settings.region)
     log.info("gitlab-xacct bootstrap build-policy in account %s as %s", admin.account, admin.arn)
     attached = build_policy.attach(admin, settings, settings.attach_to_role)
     _out(attached.line())

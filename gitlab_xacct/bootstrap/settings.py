@@ -143,6 +143,7 @@ class BuildPolicySettings:
     tag_session: bool
     attach_to_role: str | None
     as_code: AsCode | None = None
+    region: str | None = None  # where --attach-to-role's STS and IAM clients sign (AWS_REGION)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], flags: Mapping[str, object]) -> BuildPolicySettings:
@@ -155,6 +156,9 @@ class BuildPolicySettings:
         if attach:
             problems.attempt(partial(_role_name, *attach))
         problems.attempt(lambda: resolve_as_code(r, FORMATS, external_id=None))
+        region = r.fallback("AWS_REGION", "AWS_DEFAULT_REGION")  # no --region: an admin's shell
+        if region:
+            problems.attempt(partial(validate.region, *region))
         problems.raise_several()
         _check_unknown(env)
         role = validate.role_arn(*r.required("role_arn", "the ARN of the OURTHING role to assume"))
@@ -170,6 +174,7 @@ class BuildPolicySettings:
             tag_session=tag_session,
             attach_to_role=_role_name(*attach) if attach else None,
             as_code=resolve_as_code(r, FORMATS, external_id=None),
+            region=validate.region(*region) if region else None,
         )
 
 

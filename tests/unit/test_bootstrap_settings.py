@@ -226,3 +226,39 @@ def test_build_policy_bad_input(
     assert code == 2
     assert err.startswith(f"gitlab-xacct: error: {message}")
     assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("env", "region"),
+    [
+        ({"AWS_REGION": "cn-north-1", "AWS_DEFAULT_REGION": "eu-west-1"}, "cn-north-1"),
+        ({"AWS_DEFAULT_REGION": "us-gov-west-1"}, "us-gov-west-1"),
+        ({}, None),
+    ],
+)
+def test_build_policy_attaches_in_the_region_of_the_admins_shell(
+    env: dict[str, str], region: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A BUILD account in China or GovCloud is reached through its partition's endpoints, which
+    only a region of that partition names (AWS_REGION as much as AWS_DEFAULT_REGION)."""
+    from gitlab_xacct.bootstrap import run
+
+    asked: list[str | None] = []
+
+    def connect(given: str | None) -> object:
+        asked.append(given)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(run, "connect", connect)
+    flags = ["--role-arn", TARGET, "--attach-to-role", "gitlab-runner"]
+    with pytest.raises(SystemExit):
+        cli.main(["bootstrap", "build-policy", *flags], env=env)
+    assert asked == [region]
+
+
+def test_build_policy_refuses_a_region_that_is_no_region(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    env = {"XACCT_ROLE_ARN": TARGET, "AWS_REGION": "Europe"}
+    assert cli.main(["bootstrap", "build-policy", "--attach-to-role", "r"], env=env) == 2
+    assert capsys.readouterr().err.startswith("gitlab-xacct: error: AWS_REGION: 'Europe'")
