@@ -130,6 +130,9 @@ def _describe_denied(settings: DoctorSettings, exc: ClientError) -> Check:
         f"role {role.name} may not call ecr:DescribeRepositories on {settings.repository} "
         f"({_message(exc)})"
     )
+    named = reasons.found(_message(exc))
+    if named is not None and named.kind != "identity-based policy":
+        return _describe_refused_by(settings, named, detail)
     if settings.create_repository:  # push needs the answer before it may create
         return Check(
             REPOSITORY, "FAIL", detail + "; with XACCT_CREATE_REPOSITORY=true push needs it",
@@ -140,6 +143,28 @@ def _describe_denied(settings: DoctorSettings, exc: ClientError) -> Check:
     return Check(
         REPOSITORY, "warn", detail + "; push will try anyway, and fail later if it is missing",
         side=OURTHING, fix=f"allow ecr:DescribeRepositories to role {role.name}",
+    )  # fmt: skip
+
+
+def _describe_refused_by(settings: DoctorSettings, named: reasons.Reason, detail: str) -> Check:
+    """AWS named a policy other than the role's permission policy (an SCP, a boundary...)."""
+    role = settings.identity.target.role
+    arn = iam.repository_arn(role.partition, settings.identity.region, role.account,
+                             settings.repository)  # fmt: skip
+    denial = reasons.Denial(
+        principal=str(role), principal_account=role.account, principal_side=OURTHING,
+        action="ecr:DescribeRepositories", resource=arn, resource_account=role.account,
+        resource_policy=f"the repository policy of {settings.repository}",
+    )  # fmt: skip
+    cause, fix = reasons.cause(named, denial)
+    if settings.create_repository:  # push needs the answer before it may create
+        return Check(
+            REPOSITORY, "FAIL", detail + "; with XACCT_CREATE_REPOSITORY=true push needs it",
+            side=cause.side, fix=fix, exit_code=RegistryAuthError.exit_code, causes=(cause,),
+        )  # fmt: skip
+    return Check(
+        REPOSITORY, "warn", detail + "; push will try anyway, and fail later if it is missing",
+        side=cause.side, fix=fix, causes=(cause,),
     )  # fmt: skip
 
 

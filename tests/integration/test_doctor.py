@@ -486,6 +486,27 @@ def test_an_scp_refusing_the_ecr_token_is_the_organizations(doctor: Doctor) -> N
     assert SCP_ARN in check["causes"][0]["cause"]
 
 
+def test_a_boundary_refusing_describe_repositories_is_its_setters(doctor: Doctor) -> None:
+    message = (
+        f"User: arn:aws:sts::{OURTHING_ACCOUNT}:assumed-role/OurThingBuildRole/s is not "
+        "authorized to perform: ecr:DescribeRepositories on resource: "
+        f"arn:aws:ecr:us-east-1:{OURTHING_ACCOUNT}:repository/team/app because no permissions "
+        "boundary allows the ecr:DescribeRepositories action"
+    )
+    with FaultProxy(doctor.world.endpoint_url) as aws:
+        aws.fail_next(1, status=400, body=aws_json_error("AccessDeniedException", message),
+                      action="DescribeRepositories")  # fmt: skip
+        _, checks = doctor.report(
+            doctor.env(AWS_ENDPOINT_URL=aws.url, XACCT_CREATE_REPOSITORY="true")
+        )
+    check = checks["repository"]
+    assert check["status"] == "FAIL"
+    assert check["side"] == "whoever set the permissions boundary"
+    cause = check["causes"][0]["cause"]
+    assert cause.startswith('AWS says "because no permissions boundary allows')
+    assert "ecr:DescribeRepositories" in check["fix"]
+
+
 # ---- GitLab OIDC and a role chain (tests/standins/aws_world.py build_chain_world) ---------
 
 CHAIN_IDS = ("sentinel-doctor-hub-ExtId-77", "sentinel-doctor-target-ExtId-88")
