@@ -11,9 +11,10 @@ every region's client goes to it, signed for its own region.
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -73,22 +74,32 @@ def search(
     # the clients themselves are.
     clients = {region: client(role.session, "ecr", region, config=probe_config())
                for region in regions}  # fmt: skip
+    work: queue.SimpleQueue[tuple[str, ECRClient]] = queue.SimpleQueue()
+    for item in clients.items():
+        work.put(item)
+    answers: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
+
+    def worker() -> None:
+        while True:
+            try:
+                region, ecr = work.get_nowait()
+            except queue.Empty:
+                return
+            answers.put((region, _ask(ecr, role.account, repository)))
+
+    # Daemon threads, not a ThreadPoolExecutor: the interpreter joins an executor's threads at
+    # exit, so a region still in flight at the deadline would hold the doctor's exit for as
+    # long as its timeouts run. A daemon thread left behind ends with the process.
+    for number in range(min(WORKERS, len(clients))):
+        threading.Thread(target=worker, name=f"doctor-region-{number}", daemon=True).start()
     outcome: dict[str, str] = {}
-    pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="doctor-region")
-    try:
-        futures: dict[Future[str], str] = {
-            pool.submit(_ask, ecr, role.account, repository): region
-            for region, ecr in clients.items()
-        }
-        pending = set(futures)
-        end = time.monotonic() + deadline
-        while pending and (left := end - time.monotonic()) > 0:
-            done, pending = wait(pending, timeout=left, return_when=FIRST_COMPLETED)
-            for future in done:
-                outcome[futures[future]] = future.result()
-    finally:
-        # Late answers are not waited for; a call in flight ends by its own timeouts.
-        pool.shutdown(wait=False, cancel_futures=True)
+    end = time.monotonic() + deadline
+    while len(outcome) < len(clients) and (left := end - time.monotonic()) > 0:
+        try:
+            region, answer = answers.get(timeout=left)
+        except queue.Empty:
+            break
+        outcome[region] = answer
 
     def where(kind: str) -> tuple[str, ...]:
         return tuple(r for r in regions if outcome.get(r, "unanswered") == kind)
