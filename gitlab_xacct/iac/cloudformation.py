@@ -32,7 +32,7 @@ _PSEUDO = {
 
 def _intrinsic(text: str) -> Any:
     """A string with placeholders as CloudFormation computes it at deploy time."""
-    if symbols.names(text) == ["external_id"] and text == symbols.EXTERNAL_ID:
+    if text == symbols.EXTERNAL_ID:
         return {"Ref": EXTERNAL_ID_PARAMETER}
     # Fn::Sub reads ${...} as a reference: a literal one is written ${!...}.
     body = "".join(

@@ -24,23 +24,10 @@ EXTERNAL_ID = "{{xacct:external_id}}"
 _ANY = re.compile(r"\{\{xacct:(\w+)\}\}")
 
 
-def names(text: str) -> list[str]:
-    """The placeholders in `text`, by name (partition, account, external_id), in order."""
-    return _ANY.findall(text)
-
-
 def split(text: str) -> list[tuple[str, bool]]:
     """`text` as pieces: (literal, False) and (placeholder name, True), in order."""
-    pieces: list[tuple[str, bool]] = []
-    at = 0
-    for match in _ANY.finditer(text):
-        if match.start() > at:
-            pieces.append((text[at : match.start()], False))
-        pieces.append((match[1], True))
-        at = match.end()
-    if at < len(text):
-        pieces.append((text[at:], False))
-    return pieces
+    # re.split keeps the group: literal, name, literal, name...; empty literals are dropped.
+    return [(piece, i % 2 == 1) for i, piece in enumerate(_ANY.split(text)) if piece]
 
 
 def replace_strings(value: Any, string: Callable[[str], Any]) -> Any:
