@@ -50,9 +50,10 @@ def annotations_report(links: Sequence[tuple[str, str]]) -> str:
     return json.dumps({"gitlab-xacct": entries}, indent=2) + "\n"
 
 
-def write_atomically(path: Path, text: str, *, mode: int = 0o644) -> None:
-    """All or nothing (see files.replace_atomically); a failure is one line, exit 2."""
+def write_atomically(path: Path, text: str, *, mode: int = 0o644, what: str = "the report") -> None:
+    """All or nothing (see files.replace_atomically); a failure is one line naming `what`,
+    exit 2."""
     try:
         replace_atomically(path, text, mode=mode)
     except OSError as exc:
-        raise ConfigError(f"cannot write the report {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot write {what} {path}: {exc.strerror}") from None

@@ -7,10 +7,9 @@ import logging
 import sys
 
 from gitlab_xacct.bootstrap.settings import BuildPolicySettings, RoleSettings
-from gitlab_xacct.errors import ConfigError
-from gitlab_xacct.files import replace_atomically
 from gitlab_xacct.iac import cloudformation, terraform
 from gitlab_xacct.iac.options import CLOUDFORMATION, AsCode
+from gitlab_xacct.report import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +64,7 @@ def write(text: str, as_code: AsCode, what: str) -> int:
         sys.stdout.write(text)
         sys.stdout.flush()
         return 0
-    try:
-        replace_atomically(as_code.output, text, mode=as_code.mode)
-    except OSError as exc:
-        raise ConfigError(
-            f"--output: cannot write {as_code.output} ({exc.strerror or exc.__class__.__name__}); "
-            "choose a folder you can write to"
-        ) from None
+    write_atomically(as_code.output, text, mode=as_code.mode, what="the --output file")
     if as_code.embedded is not None:
         log.warning(
             "wrote %s as %s to %s with the External ID's value in it (mode 0600): keep it out "

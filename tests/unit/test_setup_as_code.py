@@ -8,6 +8,7 @@ two writers. cfn-lint and a real deployment on moto are in tests/integration/tes
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 import stat
@@ -17,6 +18,7 @@ from typing import Any, cast
 import pytest
 import yaml
 
+from gitlab_xacct import report
 from gitlab_xacct.bootstrap import role
 from gitlab_xacct.bootstrap.aws import Admin
 from gitlab_xacct.bootstrap.settings import RoleSettings
@@ -336,3 +338,22 @@ def test_gitlab_configure_as_code_needs_no_token_and_refuses_what_configure_refu
     assert code == 2
     assert "give terraform" in err
     assert "GITLAB_TOKEN" not in err
+
+
+def test_a_file_that_cannot_be_written_is_one_line_and_leaves_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(path: Path, text: str, *, mode: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(report, "replace_atomically", full)
+    target = tmp_path / "role.yaml"
+    code, out, err = run_cli(
+        [*ROLE_ARGV, "--format", "cloudformation", "--output", str(target)], capsys
+    )
+    assert code == 2
+    assert out == ""
+    assert err == (
+        f"gitlab-xacct: error: cannot write the --output file {target}: No space left on device\n"
+    )
+    assert list(tmp_path.iterdir()) == []
