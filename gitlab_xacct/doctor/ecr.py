@@ -16,7 +16,7 @@ from gitlab_xacct.config.validate import parse_ecr_host
 from gitlab_xacct.docker_config import registry_host
 from gitlab_xacct.doctor import reasons, regions
 from gitlab_xacct.doctor.config import DoctorSettings
-from gitlab_xacct.doctor.report import GITLAB, OURTHING, Check, ok
+from gitlab_xacct.doctor.report import GITLAB, OURTHING, Cause, Check, ok
 from gitlab_xacct.errors import RegistryAuthError
 from gitlab_xacct.secrets import mask
 
@@ -52,7 +52,7 @@ def check_token(settings: DoctorSettings, role: AssumedRole) -> tuple[Check, Ecr
     except RegistryAuthError as exc:
         named = reasons.found(str(exc))
         if named is not None and named.kind != "identity-based policy":
-            return _token_refused_by(settings, role, named, exc), None
+            return _token_refused_by(settings, named, exc), None
         return Check(
             TOKEN, "FAIL", str(exc), side=OURTHING,
             fix=f"give role {settings.identity.target.role.name} the permission policy below "
@@ -65,16 +65,11 @@ def check_token(settings: DoctorSettings, role: AssumedRole) -> tuple[Check, Ecr
 
 
 def _token_refused_by(
-    settings: DoctorSettings, role: AssumedRole, named: reasons.Reason, exc: RegistryAuthError
+    settings: DoctorSettings, named: reasons.Reason, exc: RegistryAuthError
 ) -> Check:
     """AWS named a policy other than the role's permission policy (an SCP, a boundary...)."""
-    target = settings.identity.target.role
-    denial = reasons.Denial(
-        principal=str(target), principal_account=role.account, principal_side=OURTHING,
-        action="ecr:GetAuthorizationToken", resource="*", resource_account=role.account,
-        resource_policy="the repository policy",
-    )  # fmt: skip
-    cause, fix = reasons.cause(named, denial)
+    cause, fix = _refused_by(settings, named, "ecr:GetAuthorizationToken", "*",
+                             "the repository policy")  # fmt: skip
     return Check(
         TOKEN, "FAIL", str(exc), side=cause.side, fix=fix,
         exit_code=RegistryAuthError.exit_code, causes=(cause,),
@@ -151,12 +146,8 @@ def _describe_refused_by(settings: DoctorSettings, named: reasons.Reason, detail
     role = settings.identity.target.role
     arn = iam.repository_arn(role.partition, settings.identity.region, role.account,
                              settings.repository)  # fmt: skip
-    denial = reasons.Denial(
-        principal=str(role), principal_account=role.account, principal_side=OURTHING,
-        action="ecr:DescribeRepositories", resource=arn, resource_account=role.account,
-        resource_policy=f"the repository policy of {settings.repository}",
-    )  # fmt: skip
-    cause, fix = reasons.cause(named, denial)
+    cause, fix = _refused_by(settings, named, "ecr:DescribeRepositories", arn,
+                             f"the repository policy of {settings.repository}")  # fmt: skip
     if settings.create_repository:  # push needs the answer before it may create
         return Check(
             REPOSITORY, "FAIL", detail + "; with XACCT_CREATE_REPOSITORY=true push needs it",
@@ -166,6 +157,18 @@ def _describe_refused_by(settings: DoctorSettings, named: reasons.Reason, detail
         REPOSITORY, "warn", detail + "; push will try anyway, and fail later if it is missing",
         side=cause.side, fix=fix, causes=(cause,),
     )  # fmt: skip
+
+
+def _refused_by(
+    settings: DoctorSettings, named: reasons.Reason, action: str, resource: str, policy: str
+) -> tuple[Cause, str]:
+    """The cause and fix AWS's reason names for `action` by the OURTHING role, in its account."""
+    role = settings.identity.target.role
+    denial = reasons.Denial(
+        principal=str(role), principal_account=role.account, principal_side=OURTHING,
+        action=action, resource=resource, resource_account=role.account, resource_policy=policy,
+    )  # fmt: skip
+    return reasons.cause(named, denial)
 
 
 def _missing(
