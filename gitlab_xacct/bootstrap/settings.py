@@ -156,7 +156,7 @@ class BuildPolicySettings:
         if attach:
             problems.attempt(partial(_role_name, *attach))
         problems.attempt(lambda: resolve_as_code(r, FORMATS, external_id=None))
-        region = r.fallback("AWS_REGION", "AWS_DEFAULT_REGION")  # no --region: an admin's shell
+        region = region_given(r)
         if region:
             problems.attempt(partial(validate.region, *region))
         problems.raise_several()

@@ -185,8 +185,10 @@ def _said(external_id: Secret | None) -> str:
 
 def region_given(r: Resolver) -> tuple[str, str] | None:
     """The one reading of the region, with its origin: XACCT_REGION (--region), else
-    AWS_REGION, else AWS_DEFAULT_REGION. Every AWS client takes its region from here."""
-    return r.get("region") or r.fallback("AWS_REGION", "AWS_DEFAULT_REGION")
+    AWS_REGION, else AWS_DEFAULT_REGION. Every AWS client takes its region from here; a command
+    without a --region (bootstrap build-policy, an admin's) reads only the AWS variables."""
+    given = r.get("region") if "region" in r else None
+    return given or r.fallback("AWS_REGION", "AWS_DEFAULT_REGION")
 
 
 def resolve_region(r: Resolver) -> tuple[str, str]:
