@@ -32,7 +32,7 @@ from gitlab_xacct.registry.retry import (
     retry_after,
     with_attempts,
 )
-from gitlab_xacct.registry.session import Session, error_entries
+from gitlab_xacct.registry.session import Session, error_detail, error_entries
 from gitlab_xacct.registry.transport import Response
 from gitlab_xacct.registry.transport_errors import TransportError
 
@@ -183,8 +183,8 @@ def put_manifest(
     except PushError as exc:
         if unknown is None:
             raise
-        codes = ", ".join(code for code, _ in error_entries(response) if code)
-        raise BlobsUnknown(str(exc), unknown, f"HTTP {response.status_code}: {codes}") from None
+        said = f"HTTP {response.status_code}{error_detail(response)}"
+        raise BlobsUnknown(str(exc), unknown, said) from None
     digest = response.headers.get("Docker-Content-Digest", expected)
     if digest != expected:
         raise PushError(

@@ -268,7 +268,7 @@ class Session:
     def check(self, response: Response, what: str, ok: tuple[int, ...]) -> None:
         if response.status_code in ok:
             return
-        detail = _error_detail(response)
+        detail = error_detail(response)
         attempts = response.attempts
         if response.status_code in (401, 403):
             again = f", after {attempts} attempts with renewed credentials" if attempts > 1 else ""
@@ -320,7 +320,7 @@ def error_entries(response: Response) -> list[tuple[str, str]]:
         return []
 
 
-def _error_detail(response: Response) -> str:
+def error_detail(response: Response) -> str:
     """The registry's own error codes, when its answer has a JSON error body."""
     codes = [code for code, _ in error_entries(response) if code]
     return f": {', '.join(codes)}" if codes else ""
