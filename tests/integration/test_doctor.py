@@ -468,16 +468,25 @@ def test_aws_names_the_policy_that_refused_assume_role(
     assert "AWS names the kind of policy that refused" in check["detail"]
 
 
-def test_an_scp_refusing_the_ecr_token_is_the_organizations(doctor: Doctor) -> None:
+def ecr_denied(
+    doctor: Doctor, action: str, resource: str, reason: str, **xacct: str
+) -> tuple[int, dict[str, Any]]:
+    """The doctor's report when ECR refuses the role's `action` once, in AWS's own words."""
     message = (
         f"User: arn:aws:sts::{OURTHING_ACCOUNT}:assumed-role/OurThingBuildRole/s is not "
-        "authorized to perform: ecr:GetAuthorizationToken on resource: * with an explicit deny "
-        f"in a service control policy: {SCP_ARN}"
+        f"authorized to perform: ecr:{action} on resource: {resource} {reason}"
     )
     with FaultProxy(doctor.world.endpoint_url) as aws:
         aws.fail_next(1, status=400, body=aws_json_error("AccessDeniedException", message),
-                      action="GetAuthorizationToken")  # fmt: skip
-        code, checks = doctor.report(doctor.env(AWS_ENDPOINT_URL=aws.url))
+                      action=action)  # fmt: skip
+        return doctor.report(doctor.env(AWS_ENDPOINT_URL=aws.url, **xacct))
+
+
+def test_an_scp_refusing_the_ecr_token_is_the_organizations(doctor: Doctor) -> None:
+    code, checks = ecr_denied(
+        doctor, "GetAuthorizationToken", "*",
+        f"with an explicit deny in a service control policy: {SCP_ARN}",
+    )  # fmt: skip
     assert code == 4
     failed_after(checks, "ecr token")
     check = checks["ecr token"]
@@ -487,18 +496,12 @@ def test_an_scp_refusing_the_ecr_token_is_the_organizations(doctor: Doctor) -> N
 
 
 def test_a_boundary_refusing_describe_repositories_is_its_setters(doctor: Doctor) -> None:
-    message = (
-        f"User: arn:aws:sts::{OURTHING_ACCOUNT}:assumed-role/OurThingBuildRole/s is not "
-        "authorized to perform: ecr:DescribeRepositories on resource: "
-        f"arn:aws:ecr:us-east-1:{OURTHING_ACCOUNT}:repository/team/app because no permissions "
-        "boundary allows the ecr:DescribeRepositories action"
-    )
-    with FaultProxy(doctor.world.endpoint_url) as aws:
-        aws.fail_next(1, status=400, body=aws_json_error("AccessDeniedException", message),
-                      action="DescribeRepositories")  # fmt: skip
-        _, checks = doctor.report(
-            doctor.env(AWS_ENDPOINT_URL=aws.url, XACCT_CREATE_REPOSITORY="true")
-        )
+    _, checks = ecr_denied(
+        doctor, "DescribeRepositories",
+        f"arn:aws:ecr:us-east-1:{OURTHING_ACCOUNT}:repository/team/app",
+        "because no permissions boundary allows the ecr:DescribeRepositories action",
+        XACCT_CREATE_REPOSITORY="true",
+    )  # fmt: skip
     check = checks["repository"]
     assert check["status"] == "FAIL"
     assert check["side"] == "whoever set the permissions boundary"
