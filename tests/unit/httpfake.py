@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import itertools
 import json
 import re
@@ -18,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from gitlab_xacct.registry.client import Registry
+from gitlab_xacct.registry.image import OCI_LAYER_TAR, Blob
 from gitlab_xacct.registry.transport import Body, Response, Transport
 from gitlab_xacct.registry.transport_errors import TransportError
 
@@ -29,6 +31,12 @@ _ROUTE = re.compile(r"/v2/(?P<name>.+?)/(?P<kind>blobs|manifests)/(?P<rest>.*)")
 
 def digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def blob(data: bytes, media_type: str = OCI_LAYER_TAR) -> Blob:
+    """A blob of `data`, read from memory."""
+    return Blob(digest=digest(data), size=len(data), media_type=media_type,
+                open=lambda: io.BytesIO(data))  # fmt: skip
 
 
 @dataclass

@@ -3,7 +3,6 @@ uploads): the named blob looked up, sent again when missing, the manifest sent a
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 
@@ -14,14 +13,12 @@ from gitlab_xacct.errors import PushError
 from gitlab_xacct.registry.image import (
     OCI_CONFIG,
     OCI_INDEX,
-    OCI_LAYER_TAR,
     OCI_MANIFEST,
-    Blob,
     ImageIndex,
     ImageManifest,
 )
 from gitlab_xacct.registry.push import Target, push_image, push_many
-from tests.unit.httpfake import FakeRegistry, Seen, digest
+from tests.unit.httpfake import FakeRegistry, Seen, blob, digest
 
 Answer = tuple[int, dict[str, str], bytes]
 
@@ -31,11 +28,6 @@ def slept(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     waits: list[float] = []
     monkeypatch.setattr("gitlab_xacct.config.engine.time.sleep", waits.append)
     return waits
-
-
-def blob(data: bytes, media_type: str = OCI_LAYER_TAR) -> Blob:
-    return Blob(digest=digest(data), size=len(data), media_type=media_type,
-                open=lambda: io.BytesIO(data))  # fmt: skip
 
 
 def image(*layers: bytes, config: bytes = b'{"os":"linux"}') -> ImageManifest:

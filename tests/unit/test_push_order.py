@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import threading
 
@@ -21,15 +20,7 @@ from gitlab_xacct.registry.image import (
     ImageManifest,
 )
 from gitlab_xacct.registry.push import Target, push_image, push_many
-
-
-def digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def blob(data: bytes, media_type: str = OCI_LAYER_TAR) -> Blob:
-    return Blob(digest=digest(data), size=len(data), media_type=media_type,
-                open=lambda: io.BytesIO(data))  # fmt: skip
+from tests.unit.httpfake import blob, digest
 
 
 def image(*layers: bytes, config: bytes = b"{}") -> ImageManifest:
