@@ -11,7 +11,8 @@ the normal path (verified on the way), and the manifest is sent again, at most
 
 Only the named blobs are looked up: distribution names every blob it could not find, one
 error entry each, so HEADing the others would cost a request per layer on every retry for
-nothing. When the error names none (or none the manifest holds), every blob it names is.
+nothing. When the error names none (or none the manifest holds), every one the manifest names
+is looked up.
 A refused manifest sets no tag, and an index's children go up (by digest) before it, so
 nothing is ever tagged that points at a missing blob.
 """
